@@ -1,0 +1,29 @@
+#pragma once
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace runq::config {
+
+// Everything `runq serve` can be told. Flags win over environment variables, which
+// win over these defaults.
+struct ServeConfig {
+  std::string host = "127.0.0.1";           // --host, RUNQ_HOST
+  int port = 8005;                          // --port, RUNQ_PORT (0 = any free port)
+  std::string db = "runq.db";               // --db, PRAISONAI_JOBS_DB_PATH (":memory:")
+  int max_concurrent = 10;                  // --max-concurrent, PRAISONAI_MAX_CONCURRENT_JOBS
+  int default_timeout = 3600;               // --default-timeout, PRAISONAI_JOB_TIMEOUT
+  int max_timeout = 86400;                  // --max-timeout, RUNQ_MAX_TIMEOUT
+  std::size_t max_body = 1 << 20;           // --max-body, RUNQ_MAX_BODY (bytes)
+  std::string agent = "echo";               // --agent, RUNQ_AGENT
+  std::string log_level = "info";           // --log-level, RUNQ_LOG_LEVEL
+  std::optional<std::string> public_url;    // --public-url, RUNQ_PUBLIC_URL
+  int io_threads = 0;                       // --io-threads, RUNQ_IO_THREADS (0 = cores)
+};
+
+// Parses the arguments after `serve`. On --help or a bad flag it prints the message
+// and returns the exit code to use; otherwise returns nullopt and fills `out`.
+std::optional<int> parse_serve(const std::vector<std::string>& args, ServeConfig& out);
+
+}  // namespace runq::config

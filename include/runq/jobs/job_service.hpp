@@ -1,0 +1,107 @@
+#pragma once
+#include "runq/agents/agent.hpp"
+#include "runq/jobs/event_log.hpp"
+#include "runq/jobs/job.hpp"
+#include "runq/store/store.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace runq::jobs {
+
+struct ServiceOptions {
+  int max_concurrent = 10;        // worker threads = jobs running at once
+  int default_timeout_s = 3600;   // running-time limit when a submit gives none
+  int max_timeout_s = 86400;      // largest timeout a submit may ask for
+  int retry_after_queued_s = 2;   // `retry_after` while queued
+  int retry_after_running_s = 5;  // `retry_after` while running
+  int max_batch = 512;            // most submits committed in one transaction
+};
+
+struct SubmitOutcome {
+  enum class Kind {
+    accepted,       // stored; `job` is the new job
+    replayed,       // same idempotency key and request: `job` is the earlier job
+    conflict,       // same key, other request: `job` is the earlier job
+    store_error,    // could not be stored; `error` says why; nothing was stored
+    shutting_down,  // the service is stopping; nothing was stored
+  } kind = Kind::accepted;
+  Job job;
+  std::string error;
+};
+
+struct CancelOutcome {
+  enum class Kind { cancelled, not_cancellable, not_found } kind = Kind::not_found;
+  Job job;  // the status after the call (when found)
+};
+
+struct HealthStats {
+  int running_jobs = 0;
+  std::int64_t queued_jobs = 0;
+  int max_concurrent = 0;
+  int default_timeout = 0;
+  bool shutdown = false;
+  std::string store_kind;
+};
+
+class Scheduler;
+class LiveJobs;
+
+// The domain: accepts jobs, stores them, runs them on the worker pool, answers
+// questions about them. Knows nothing of HTTP. Thread-safe.
+class JobService {
+ public:
+  JobService(store::Store& store, agents::Agent& agent, ServiceOptions options);
+  ~JobService();
+  JobService(const JobService&) = delete;
+  JobService& operator=(const JobService&) = delete;
+
+  const ServiceOptions& options() const { return options_; }
+
+  // Re-queues jobs a dead process left running, then starts the committer and workers.
+  void start();
+  // Stops taking submits, stops the workers (running jobs are stopped and put back in
+  // the queue for the next start) and the committer. Idempotent.
+  void stop();
+
+  // Stores `job` (the validated request: prompt, fields, idempotency_key,
+  // request_hash, timeout_s 0 = default) and calls `done` once it is committed or
+  // refused — on another thread. The service fills in id, status, created_at.
+  void submit(Job job, std::function<void(SubmitOutcome)> done);
+
+  // The status view (no prompt/result payloads), with live progress of running jobs.
+  std::optional<Job> status(const std::string& id);
+  // The whole job, including its result.
+  std::optional<Job> get(const std::string& id);
+
+  CancelOutcome cancel(const std::string& id);
+  store::RemoveOutcome remove(const std::string& id);
+  store::ListPage list(const store::ListQuery& q);
+  store::StatusCounts counts(const std::optional<std::string>& owner = std::nullopt);
+  HealthStats health();
+
+  // Calls `done` (on some other thread, or at once) when the job is terminal, gone,
+  // or `max_wait` has passed — whichever is first. Exactly once.
+  void wait_terminal(const std::string& id, std::chrono::milliseconds max_wait,
+                     std::function<void()> done);
+
+  // The job's event log, for SSE: live for queued/running jobs, replayed (closed) for
+  // finished ones. nullptr if there is no such job.
+  std::shared_ptr<EventLog> events(const std::string& id);
+
+ private:
+  void commit_loop();
+  void notify_terminal(const std::string& id);
+
+  store::Store& store_;
+  agents::Agent& agent_;
+  ServiceOptions options_;
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace runq::jobs

@@ -1,0 +1,90 @@
+#pragma once
+#include "runq/jobs/job.hpp"
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace runq::store {
+
+using jobs::Job;
+using jobs::JobStatus;
+
+// What happened to one job handed to Store::insert.
+struct InsertResult {
+  enum class Outcome { inserted, replayed, conflict } outcome = Outcome::inserted;
+  // inserted: the new job. replayed: the earlier job with the same idempotency key and
+  // request (status as stored). conflict: the earlier job, whose request differed.
+  Job job;
+};
+
+struct ListQuery {
+  std::optional<JobStatus> status;
+  std::optional<std::string> session_id;
+  std::optional<std::string> owner;  // when set, only this owner's jobs
+  int page = 1;                      // 1-based
+  int page_size = 20;
+};
+
+struct ListPage {
+  std::vector<Job> jobs;  // newest first; without prompt, result payloads and events
+  std::int64_t total = 0;
+};
+
+// Counts per status, indexed by static_cast<int>(JobStatus).
+using StatusCounts = std::array<std::int64_t, 5>;
+
+enum class RemoveOutcome { removed, not_found, not_terminal };
+
+// The durable home of every job. Every method is thread-safe and synchronous; each
+// write is one transaction that is committed (durable) when the call returns.
+// Claiming work is a store operation so that several nodes can share one database.
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // "sqlite", "postgres" — shown in /health.
+  virtual std::string kind() const = 0;
+
+  // Inserts a batch in ONE transaction (group commit). For a job with an
+  // idempotency_key the key is checked and recorded inside the same transaction: an
+  // existing key with the same request_hash is `replayed`, with another one `conflict`;
+  // neither stores anything. Jobs come with id, created_at_us and seq unset or set;
+  // the store assigns seq. Results are in the order of `batch`.
+  virtual std::vector<InsertResult> insert(const std::vector<Job>& batch) = 0;
+
+  // The whole job (with prompt, result and events), or nullopt.
+  virtual std::optional<Job> get(const std::string& id) = 0;
+
+  // The job without its large fields (prompt, result, events_json, agent_yaml) —
+  // everything a status object needs. The hot read path.
+  virtual std::optional<Job> get_status(const std::string& id) = 0;
+
+  // Atomically takes the best queued job (highest priority, then lowest seq), marks it
+  // running with started_at_us = now_us and attempts + 1, and returns it whole.
+  virtual std::optional<Job> claim_next(std::int64_t now_us) = 0;
+
+  // Writes a terminal state (status, result, error, progress, completed_at, events_json,
+  // run_id, agent_id) if the stored job is not terminal yet. False if it already was
+  // (or is gone): terminal states never change.
+  virtual bool finish(const Job& job) = 0;
+
+  // queued -> cancelled with `reason` as error. False if the job was not queued.
+  virtual bool cancel_queued(const std::string& id, std::int64_t now_us,
+                             const std::optional<std::string>& reason) = 0;
+
+  // Deletes a terminal job and frees its idempotency key.
+  virtual RemoveOutcome remove(const std::string& id) = 0;
+
+  virtual ListPage list(const ListQuery& q) = 0;
+
+  virtual StatusCounts count_by_status(const std::optional<std::string>& owner) = 0;
+
+  // On start-up of a single node: jobs left `running` by a dead process go back to
+  // `queued` (keeping their attempts). Returns how many.
+  virtual int requeue_running() = 0;
+};
+
+}  // namespace runq::store
