@@ -1,1 +1,104 @@
-int main() { return 0; }
+// runq: `runq serve` runs the job server; every other command is the client (cli/).
+#include "runq/agents/echo_agent.hpp"
+#include "runq/api/router.hpp"
+#include "runq/cli/cli.hpp"
+#include "runq/config/config.hpp"
+#include "runq/http/server.hpp"
+#include "runq/jobs/job_service.hpp"
+#include "runq/store/sqlite_store.hpp"
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstring>
+#include <iostream>
+#include <pthread.h>
+#include <thread>
+
+namespace {
+
+int serve(const runq::config::ServeConfig& cfg) {
+  spdlog::set_default_logger(spdlog::stderr_color_mt("runq"));
+  spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+
+  // Signals are taken by one thread with sigwait, so block them everywhere first
+  // (threads started below inherit the mask).
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  std::unique_ptr<runq::store::Store> store;
+  try {
+    store = runq::store::open_sqlite_store(cfg.db);
+  } catch (const std::exception& e) {
+    spdlog::critical("cannot open the job store: {}", e.what());
+    return 1;
+  }
+
+  runq::agents::EchoAgent agent;
+  runq::jobs::ServiceOptions service_options;
+  service_options.max_concurrent = cfg.max_concurrent;
+  service_options.default_timeout_s = cfg.default_timeout;
+  service_options.max_timeout_s = cfg.max_timeout;
+  runq::jobs::JobService service(*store, agent, service_options);
+
+  runq::api::ApiOptions api_options;
+  api_options.public_url = cfg.public_url;
+  runq::api::Router router(service, api_options);
+
+  runq::http::ServerOptions http_options;
+  http_options.host = cfg.host;
+  http_options.port = static_cast<std::uint16_t>(cfg.port);
+  http_options.max_body_bytes = cfg.max_body;
+  http_options.io_threads =
+      cfg.io_threads > 0 ? cfg.io_threads
+                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  runq::http::Server server(http_options, [&router](runq::http::Request&& req,
+                                                    runq::http::Reply reply) {
+    router.handle(std::move(req), std::move(reply));
+  });
+
+  std::uint16_t port = 0;
+  try {
+    service.start();
+    port = server.listen();
+  } catch (const std::exception& e) {
+    spdlog::critical("cannot start: {}", e.what());
+    return 1;
+  }
+  spdlog::info("runq {} listening on http://{}:{} (store {}: {}, agent {}, {} workers)",
+               RUNQ_VERSION, cfg.host.find(':') != std::string::npos ? "[" + cfg.host + "]" : cfg.host,
+               port, store->kind(), cfg.db, agent.id(), cfg.max_concurrent);
+
+  std::thread signal_waiter([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    spdlog::info("{}: shutting down", strsignal(sig));
+    service.stop();  // refuse submits, answer waiters, put running jobs back in the queue
+    server.stop();
+  });
+  server.run();
+  // run() also returns if the server failed; make sure the waiter thread ends.
+  pthread_kill(signal_waiter.native_handle(), SIGTERM);
+  signal_waiter.join();
+  service.stop();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc >= 2 && std::strcmp(argv[1], "serve") == 0) {
+    runq::config::ServeConfig cfg;
+    std::vector<std::string> args(argv + 2, argv + argc);
+    if (auto code = runq::config::parse_serve(args, cfg)) return *code;
+    return serve(cfg);
+  }
+  return runq::cli::run(argc, argv);
+}

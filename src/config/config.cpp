@@ -1,1 +1,64 @@
-// placeholder: being written
+#include "runq/config/config.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <iostream>
+
+namespace runq::config {
+
+std::optional<int> parse_serve(const std::vector<std::string>& args, ServeConfig& out) {
+  CLI::App app{"runq serve: run the job server", "runq serve"};
+  app.option_defaults()->always_capture_default();
+
+  app.add_option("--host", out.host, "Address to bind")->envname("RUNQ_HOST");
+  app.add_option("--port", out.port, "Port to bind (0 picks a free one)")
+      ->envname("RUNQ_PORT")
+      ->check(CLI::Range(0, 65535));
+  app.add_option("--db", out.db, "SQLite database file (:memory: keeps nothing)")
+      ->envname("PRAISONAI_JOBS_DB_PATH");
+  app.add_option("--max-concurrent", out.max_concurrent, "Jobs running at once")
+      ->envname("PRAISONAI_MAX_CONCURRENT_JOBS")
+      ->check(CLI::Range(1, 1024));
+  app.add_option("--default-timeout", out.default_timeout,
+                 "Running-time limit of a job that gives none (seconds)")
+      ->envname("PRAISONAI_JOB_TIMEOUT")
+      ->check(CLI::Range(1, 100'000'000));
+  app.add_option("--max-timeout", out.max_timeout, "Largest timeout a job may ask for (seconds)")
+      ->envname("RUNQ_MAX_TIMEOUT")
+      ->check(CLI::Range(1, 100'000'000));
+  app.add_option("--max-body", out.max_body, "Largest request body (bytes)")
+      ->envname("RUNQ_MAX_BODY")
+      ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 30));
+  app.add_option("--agent", out.agent, "What jobs run")
+      ->envname("RUNQ_AGENT")
+      ->check(CLI::IsMember({"echo"}));
+  app.add_option("--log-level", out.log_level, "trace, debug, info, warn, error")
+      ->envname("RUNQ_LOG_LEVEL")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  app.add_option("--public-url", out.public_url,
+                 "Base URL clients reach this server at (for poll_url behind a proxy)")
+      ->envname("RUNQ_PUBLIC_URL");
+  app.add_option("--io-threads", out.io_threads, "HTTP threads (0 = one per core)")
+      ->envname("RUNQ_IO_THREADS")
+      ->check(CLI::Range(0, 256));
+
+  std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 wants it so
+  try {
+    app.parse(reversed);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);  // prints help (exit 0) or the error (non-zero)
+  }
+  if (out.public_url) {
+    while (!out.public_url->empty() && out.public_url->back() == '/')
+      out.public_url->pop_back();
+  }
+  if (out.default_timeout > out.max_timeout) {
+    std::cerr << "--default-timeout (" << out.default_timeout
+              << ") must not exceed --max-timeout (" << out.max_timeout << ")\n";
+    return 2;
+  }
+  return std::nullopt;
+}
+
+}  // namespace runq::config

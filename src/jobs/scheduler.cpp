@@ -1,1 +1,156 @@
-// placeholder: being written
+#include "scheduler.hpp"
+
+#include "runq/util/time.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+namespace runq::jobs {
+
+namespace {
+// Idle workers look at the store this often even without a wake-up, so work queued
+// by another process (or a missed wake-up) is never stranded.
+constexpr auto kIdlePoll = std::chrono::seconds(1);
+// How long a worker backs off after the store failed to hand out work.
+constexpr auto kStoreErrorBackoff = std::chrono::seconds(1);
+// How often a worker retries recording a job's end when the store fails.
+constexpr int kFinishAttempts = 5;
+
+// Forwards an agent's progress to the live view and the event log.
+class Sink : public agents::ProgressSink {
+ public:
+  Sink(LiveJobs& live, RunningJob& rj) : live_(live), rj_(rj) {}
+  void progress(double percentage, std::optional<std::string> step, int steps_completed,
+                std::optional<int> steps_total) override {
+    live_.progress(rj_, percentage, std::move(step), steps_completed, steps_total);
+  }
+  void output(std::string_view delta) override { live_.output(rj_, delta); }
+
+ private:
+  LiveJobs& live_;
+  RunningJob& rj_;
+};
+}  // namespace
+
+Scheduler::Scheduler(store::Store& store, agents::Agent& agent, LiveJobs& live,
+                     TimerQueue& timers, int workers)
+    : store_(store), agent_(agent), live_(live), timers_(timers), worker_count_(workers) {}
+
+Scheduler::~Scheduler() { stop(); }
+
+void Scheduler::start() {
+  for (int i = 0; i < worker_count_; ++i) workers_.emplace_back([this] { worker_loop(); });
+}
+
+void Scheduler::stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ && workers_.empty()) return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  for (auto& rj : live_.all()) rj->token.cancel(StopReason::shutdown);
+  for (auto& t : workers_) t.join();
+  workers_.clear();
+}
+
+void Scheduler::wake(int n) {
+  {
+    std::lock_guard lock(mu_);
+    ++generation_;
+  }
+  if (n >= worker_count_)
+    cv_.notify_all();
+  else
+    for (int i = 0; i < n; ++i) cv_.notify_one();
+}
+
+void Scheduler::worker_loop() {
+  std::uint64_t seen = 0;
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      if (stopping_) return;
+      seen = generation_;
+    }
+    std::optional<Job> job;
+    try {
+      job = store_.claim_next(util::now_us());
+    } catch (const std::exception& e) {
+      spdlog::error("claiming a job failed: {}", e.what());
+      std::unique_lock lock(mu_);
+      cv_.wait_for(lock, kStoreErrorBackoff, [&] { return stopping_; });
+      continue;
+    }
+    if (job) {
+      run_job(std::move(*job));
+      continue;
+    }
+    // Nothing queued: sleep until a wake-up newer than our last look (or the poll).
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, kIdlePoll, [&] { return stopping_ || generation_ != seen; });
+  }
+}
+
+void Scheduler::run_job(Job job) {
+  running_.fetch_add(1);
+  job.agent_id = agent_.id();
+  auto rj = live_.add_running(job);
+  {
+    std::lock_guard lock(rj->mu);
+    rj->view.agent_id = job.agent_id;
+  }
+  spdlog::debug("job {}: running (attempt {})", job.id, job.attempts);
+
+  auto timer = timers_.schedule(std::chrono::seconds(job.timeout_s),
+                                [rj] { rj->token.cancel(StopReason::timed_out); });
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) rj->token.cancel(StopReason::shutdown);  // stop() may have missed it
+  }
+
+  Sink sink(live_, *rj);
+  agents::AgentResult result;
+  try {
+    result = agent_.run(job, rj->token, sink);
+  } catch (const std::exception& e) {
+    result = agents::AgentResult{false, {}, std::string("Agent error: ") + e.what(), {}};
+  }
+  timers_.cancel(timer);
+  if (result.run_id) {
+    std::lock_guard lock(rj->mu);
+    rj->view.run_id = result.run_id;
+  }
+
+  std::optional<Ending> ending;
+  switch (rj->token.reason()) {
+    case StopReason::cancelled:  // the cancel request has recorded it already
+      ending = ending_cancelled(std::nullopt);
+      break;
+    case StopReason::timed_out:
+      ending = ending_failed("Job timed out after " + std::to_string(job.timeout_s) + "s");
+      break;
+    case StopReason::shutdown:  // left `running`: re-queued on the next start
+      spdlog::info("job {}: stopped by shutdown; it runs again after restart", job.id);
+      break;
+    case StopReason::none:
+      ending = result.ok ? ending_succeeded(result.output) : ending_failed(result.error);
+      break;
+  }
+  for (int i = 0; ending && i < kFinishAttempts; ++i) {
+    try {
+      live_.finalize(*rj, *ending);
+      spdlog::debug("job {}: {}", job.id, to_string(ending->status));
+      break;
+    } catch (const std::exception& e) {
+      spdlog::error("job {}: recording its end failed (try {}): {}", job.id, i + 1,
+                    e.what());
+      std::this_thread::sleep_for(std::chrono::milliseconds(200 << i));
+    }
+  }
+  live_.remove(job.id);
+  running_.fetch_sub(1);
+}
+
+}  // namespace runq::jobs

@@ -36,6 +36,8 @@ class EventLog {
 
   // JSON array [{"id","event","data"}] for storing with a finished job, and back.
   std::string to_json() const;
+  // to_json() as it will be once close_with(type, data) has been called.
+  std::string to_json_closed_with(const std::string& type, const std::string& data) const;
   static std::shared_ptr<EventLog> closed_from_json(const std::string& json);
 
  private:

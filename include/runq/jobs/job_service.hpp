@@ -48,9 +48,6 @@ struct HealthStats {
   std::string store_kind;
 };
 
-class Scheduler;
-class LiveJobs;
-
 // The domain: accepts jobs, stores them, runs them on the worker pool, answers
 // questions about them. Knows nothing of HTTP. Thread-safe.
 class JobService {
@@ -95,10 +92,8 @@ class JobService {
 
  private:
   void commit_loop();
-  void notify_terminal(const std::string& id);
 
   store::Store& store_;
-  agents::Agent& agent_;
   ServiceOptions options_;
   struct State;
   std::unique_ptr<State> state_;

@@ -23,6 +23,8 @@ class TimerQueue {
   std::uint64_t schedule(Clock::duration after, std::function<void()> fn);
   // True if the timer was removed before it ran.
   bool cancel(std::uint64_t handle);
+  // Drops pending timers and joins the thread; later schedule() calls never run.
+  void stop();
 
  private:
   void loop();

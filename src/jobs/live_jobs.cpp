@@ -1,0 +1,259 @@
+#include "live_jobs.hpp"
+
+#include "runq/util/time.hpp"
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+
+namespace runq::jobs {
+
+using nlohmann::json;
+
+namespace {
+std::string status_event(const std::string& id, JobStatus s) {
+  return json{{"status", to_string(s)}, {"job_id", id}}.dump();
+}
+std::string progress_event(double percentage, const std::optional<std::string>& step) {
+  return json{{"percentage", percentage}, {"step", step ? json(*step) : json(nullptr)}}
+      .dump();
+}
+}  // namespace
+
+Ending ending_succeeded(const std::string& result) {
+  return {JobStatus::succeeded, result, std::nullopt, "result",
+          json{{"result", result}}.dump()};
+}
+Ending ending_failed(const std::string& error) {
+  return {JobStatus::failed, std::nullopt, error, "error", json{{"error", error}}.dump()};
+}
+Ending ending_cancelled(const std::optional<std::string>& reason) {
+  return {JobStatus::cancelled, std::nullopt, reason, "cancelled",
+          json{{"message", "Job was cancelled"}}.dump()};
+}
+
+std::shared_ptr<EventLog> synthesize_events(const Job& job) {
+  auto log = std::make_shared<EventLog>();
+  log->append("status", status_event(job.id, JobStatus::queued));
+  if (job.started_at_us) log->append("status", status_event(job.id, JobStatus::running));
+  Ending e = job.status == JobStatus::succeeded ? ending_succeeded(job.result.value_or(""))
+             : job.status == JobStatus::failed  ? ending_failed(job.error.value_or(""))
+                                                : ending_cancelled(job.error);
+  if (job.status == JobStatus::succeeded)
+    log->append("progress", progress_event(100.0, std::string("Completed")));
+  log->close_with(e.event_type, e.event_data);
+  return log;
+}
+
+struct LiveJobs::Waiter {
+  std::atomic<bool> fired{false};
+  std::function<void()> done;
+  std::uint64_t timer = 0;
+  void fire() {
+    if (!fired.exchange(true)) done();
+  }
+};
+
+LiveJobs::LiveJobs(store::Store& store, TimerQueue& timers)
+    : store_(store), timers_(timers) {}
+
+std::shared_ptr<EventLog> LiveJobs::log_locked(const std::string& id) {
+  auto& log = logs_[id];
+  if (!log) {
+    log = std::make_shared<EventLog>();
+    log->append("status", status_event(id, JobStatus::queued));
+  }
+  return log;
+}
+
+void LiveJobs::drop_log(const std::string& id) {
+  std::lock_guard lock(mu_);
+  logs_.erase(id);
+}
+
+std::shared_ptr<RunningJob> LiveJobs::add_running(const Job& job) {
+  auto rj = std::make_shared<RunningJob>();
+  rj->view = job;
+  rj->view.prompt.clear();  // the view is copied on every status read: keep it small
+  rj->view.agent_yaml.reset();
+  std::lock_guard lock(mu_);
+  rj->log = log_locked(job.id);
+  rj->log->append("status", status_event(job.id, JobStatus::running));
+  running_[job.id] = rj;
+  return rj;
+}
+
+std::shared_ptr<RunningJob> LiveJobs::find(const std::string& id) const {
+  std::lock_guard lock(mu_);
+  auto it = running_.find(id);
+  return it == running_.end() ? nullptr : it->second;
+}
+
+std::vector<std::shared_ptr<RunningJob>> LiveJobs::all() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::shared_ptr<RunningJob>> out;
+  for (auto& [id, rj] : running_) out.push_back(rj);
+  return out;
+}
+
+void LiveJobs::remove(const std::string& id) {
+  std::lock_guard lock(mu_);
+  running_.erase(id);
+}
+
+void LiveJobs::progress(RunningJob& rj, double percentage, std::optional<std::string> step,
+                        int steps_completed, std::optional<int> steps_total) {
+  std::lock_guard lock(rj.mu);
+  if (rj.finalized) return;
+  rj.view.progress = Progress{percentage, step, steps_completed, steps_total};
+  rj.log->append("progress", progress_event(percentage, step));
+}
+
+void LiveJobs::output(RunningJob& rj, std::string_view delta) {
+  std::lock_guard lock(rj.mu);
+  if (rj.finalized) return;
+  rj.log->append("output", json{{"delta", delta}}.dump());
+}
+
+bool LiveJobs::finalize(RunningJob& rj, const Ending& ending) {
+  {
+    std::lock_guard lock(rj.mu);
+    if (rj.finalized) return false;
+    Job final_job = rj.view;
+    final_job.status = ending.status;
+    final_job.result = ending.result;
+    final_job.error = ending.error;
+    final_job.completed_at_us = util::now_us();
+    if (ending.status == JobStatus::succeeded) {
+      final_job.progress.percentage = 100.0;
+      rj.log->append("progress", progress_event(100.0, std::string("Completed")));
+    }
+    final_job.events_json = rj.log->to_json_closed_with(ending.event_type, ending.event_data);
+    // Store first: once a client can see the terminal event, /result must agree.
+    if (!store_.finish(final_job))
+      spdlog::warn("job {}: already terminal in the store; keeping the stored state",
+                   final_job.id);
+    rj.finalized = true;
+    final_job.result.reset();  // the view carries no payload
+    final_job.events_json.clear();
+    rj.view = std::move(final_job);
+    rj.log->close_with(ending.event_type, ending.event_data);
+  }
+  drop_log(rj.view.id);
+  notify_waiters(rj.view.id);
+  return true;
+}
+
+void LiveJobs::queued_job_cancelled(const std::string& id, const Ending& ending) {
+  std::shared_ptr<EventLog> log;
+  {
+    std::lock_guard lock(mu_);
+    auto it = logs_.find(id);
+    if (it != logs_.end()) {
+      log = it->second;
+      logs_.erase(it);
+    }
+  }
+  if (log) log->close_with(ending.event_type, ending.event_data);
+  notify_waiters(id);
+}
+
+std::shared_ptr<EventLog> LiveJobs::log_for_stream(const std::string& id) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = logs_.find(id);
+    if (it != logs_.end()) return it->second;
+  }
+  auto job = store_.get(id);
+  if (!job) return nullptr;
+  auto from_store = [](const Job& j) {
+    return j.events_json.empty() ? synthesize_events(j)
+                                 : EventLog::closed_from_json(j.events_json);
+  };
+  if (is_terminal(job->status)) return from_store(*job);
+
+  // Not finished: follow it live. The job may finish between the read above and
+  // creating its log here; finishing writes the store before dropping the log, so a
+  // second read after creating the log tells which side of that we are on.
+  std::shared_ptr<EventLog> log;
+  {
+    std::lock_guard lock(mu_);
+    log = log_locked(id);
+  }
+  auto again = store_.get(id);
+  if (!again) return nullptr;
+  if (is_terminal(again->status) && !log->closed()) {
+    drop_log(id);
+    return from_store(*again);
+  }
+  return log;
+}
+
+void LiveJobs::wait_terminal(const std::string& id, std::chrono::milliseconds max_wait,
+                             std::function<void()> done) {
+  auto w = std::make_shared<Waiter>();
+  w->done = std::move(done);
+  {
+    std::lock_guard lock(mu_);
+    waiters_[id].push_back(w);
+  }
+  // Registered first, checked second: a job ending in between still wakes us.
+  auto rj = find(id);
+  bool running_here = false;
+  if (rj) {
+    std::lock_guard lock(rj->mu);
+    running_here = !rj->finalized;
+  }
+  if (!running_here) {
+    auto job = store_.get_status(id);
+    if (!job || is_terminal(job->status)) {
+      notify_waiters(id);
+      return;
+    }
+  }
+  std::weak_ptr<Waiter> weak = w;
+  w->timer = timers_.schedule(max_wait, [this, id, weak] {
+    auto w = weak.lock();
+    if (!w) return;
+    {
+      std::lock_guard lock(mu_);
+      auto it = waiters_.find(id);
+      if (it != waiters_.end()) {
+        std::erase(it->second, w);
+        if (it->second.empty()) waiters_.erase(it);
+      }
+    }
+    w->fire();
+  });
+}
+
+void LiveJobs::notify_waiters(const std::string& id) {
+  std::vector<std::shared_ptr<Waiter>> ws;
+  {
+    std::lock_guard lock(mu_);
+    auto it = waiters_.find(id);
+    if (it == waiters_.end()) return;
+    ws.swap(it->second);
+    waiters_.erase(it);
+  }
+  for (auto& w : ws) {
+    if (w->timer) timers_.cancel(w->timer);
+    w->fire();
+  }
+}
+
+void LiveJobs::release_all_waiters() {
+  std::unordered_map<std::string, std::vector<std::shared_ptr<Waiter>>> all;
+  {
+    std::lock_guard lock(mu_);
+    all.swap(waiters_);
+  }
+  for (auto& [id, ws] : all)
+    for (auto& w : ws) {
+      if (w->timer) timers_.cancel(w->timer);
+      w->fire();
+    }
+}
+
+}  // namespace runq::jobs

@@ -1,0 +1,93 @@
+#pragma once
+// Private to jobs/: the state of jobs this process is running, their SSE event logs,
+// and the ?wait= waiters. Shared by JobService (reads, cancel) and Scheduler (workers).
+#include "runq/jobs/cancel_token.hpp"
+#include "runq/jobs/event_log.hpp"
+#include "runq/jobs/job.hpp"
+#include "runq/jobs/timer_queue.hpp"
+#include "runq/store/store.hpp"
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace runq::jobs {
+
+// One job running on a worker of this process.
+struct RunningJob {
+  std::mutex mu;
+  Job view;  // the status view: no prompt/result payloads; progress kept current
+  CancelToken token;
+  bool finalized = false;  // its terminal state has been written (first writer wins)
+  std::shared_ptr<EventLog> log;
+};
+
+// The terminal state to record for a job, and the SSE event that announces it.
+struct Ending {
+  JobStatus status;
+  std::optional<std::string> result;
+  std::optional<std::string> error;
+  std::string event_type;  // "result", "error", "cancelled"
+  std::string event_data;  // JSON text
+};
+
+Ending ending_succeeded(const std::string& result);
+Ending ending_failed(const std::string& error);
+Ending ending_cancelled(const std::optional<std::string>& reason);
+
+// Events for a finished job stored without any (e.g. cancelled while queued).
+std::shared_ptr<EventLog> synthesize_events(const Job& job);
+
+class LiveJobs {
+ public:
+  LiveJobs(store::Store& store, TimerQueue& timers);
+
+  // A worker claimed `job`: track it and announce `running` on its event log.
+  std::shared_ptr<RunningJob> add_running(const Job& job);
+  std::shared_ptr<RunningJob> find(const std::string& id) const;
+  std::vector<std::shared_ptr<RunningJob>> all() const;
+  // The worker is done with the job (its work has stopped).
+  void remove(const std::string& id);
+
+  // Progress from the agent: updates the view and emits a `progress` event.
+  void progress(RunningJob& rj, double percentage, std::optional<std::string> step,
+                int steps_completed, std::optional<int> steps_total);
+  void output(RunningJob& rj, std::string_view delta);
+
+  // Writes the job's terminal state to the store, then to the view and the event log,
+  // then wakes waiters. Only the first call for a job does anything; returns whether
+  // this call did. Throws if the store write fails (nothing is changed then).
+  bool finalize(RunningJob& rj, const Ending& ending);
+
+  // A queued job was cancelled in the store: close its event log if it has one.
+  void queued_job_cancelled(const std::string& id, const Ending& ending);
+
+  // The event log for an SSE stream (see JobService::events).
+  std::shared_ptr<EventLog> log_for_stream(const std::string& id);
+
+  // ?wait= support (see JobService::wait_terminal).
+  void wait_terminal(const std::string& id, std::chrono::milliseconds max_wait,
+                     std::function<void()> done);
+  // Fires every waiter (shutdown).
+  void release_all_waiters();
+
+ private:
+  struct Waiter;
+  std::shared_ptr<EventLog> log_locked(const std::string& id);  // get or create
+  void drop_log(const std::string& id);
+  void notify_waiters(const std::string& id);
+
+  store::Store& store_;
+  TimerQueue& timers_;
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, std::shared_ptr<RunningJob>> running_;
+  std::unordered_map<std::string, std::shared_ptr<EventLog>> logs_;
+  std::unordered_map<std::string, std::vector<std::shared_ptr<Waiter>>> waiters_;
+};
+
+}  // namespace runq::jobs

@@ -1,0 +1,51 @@
+#pragma once
+// Private to jobs/: the worker pool. Each worker claims the best queued job from the
+// store (priority, then FIFO), runs it on the agent, and records how it ended.
+#include "live_jobs.hpp"
+#include "runq/agents/agent.hpp"
+#include "runq/jobs/timer_queue.hpp"
+#include "runq/store/store.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace runq::jobs {
+
+class Scheduler {
+ public:
+  Scheduler(store::Store& store, agents::Agent& agent, LiveJobs& live, TimerQueue& timers,
+            int workers);
+  ~Scheduler();
+
+  void start();
+  // Stops every running job (it goes back to the queue on the next start) and joins
+  // the workers.
+  void stop();
+  // New jobs were queued: wake up to `n` idle workers.
+  void wake(int n);
+  // Jobs whose work is going on right now (a slot is free only once work stopped).
+  int running() const { return running_.load(); }
+
+ private:
+  void worker_loop();
+  void run_job(Job job);
+
+  store::Store& store_;
+  agents::Agent& agent_;
+  LiveJobs& live_;
+  TimerQueue& timers_;
+  int worker_count_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::uint64_t generation_ = 0;  // bumped by wake(): "there may be new work"
+  bool stopping_ = false;
+  std::atomic<int> running_{0};
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace runq::jobs
