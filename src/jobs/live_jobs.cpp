@@ -125,7 +125,7 @@ bool LiveJobs::finalize(RunningJob& rj, const Ending& ending) {
     final_job.result = ending.result;
     final_job.error = ending.error;
     final_job.completed_at_us = util::now_us();
-    if (ending.status == JobStatus::succeeded) {
+    if (ending.status == JobStatus::succeeded && final_job.progress.percentage < 100.0) {
       final_job.progress.percentage = 100.0;
       rj.log->append("progress", progress_event(100.0, std::string("Completed")));
     }

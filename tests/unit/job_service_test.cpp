@@ -1,0 +1,218 @@
+// JobService over a real SQLite store (in memory) and the echo agent: the domain end
+// to end without HTTP.
+#include "runq/agents/echo_agent.hpp"
+#include "runq/jobs/job_service.hpp"
+#include "runq/store/sqlite_store.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <future>
+#include <thread>
+
+using namespace runq;
+using namespace std::chrono_literals;
+using jobs::JobStatus;
+using jobs::SubmitOutcome;
+
+namespace {
+
+class JobServiceTest : public ::testing::Test {
+ protected:
+  void start(int workers = 2) {
+    store_ = store::open_sqlite_store(":memory:");
+    jobs::ServiceOptions opts;
+    opts.max_concurrent = workers;
+    opts.default_timeout_s = 3600;
+    service_ = std::make_unique<jobs::JobService>(*store_, agent_, opts);
+    service_->start();
+  }
+  void TearDown() override {
+    if (service_) service_->stop();
+  }
+
+  SubmitOutcome submit(jobs::Job job) {
+    std::promise<SubmitOutcome> p;
+    auto f = p.get_future();
+    service_->submit(std::move(job), [&p](SubmitOutcome o) { p.set_value(std::move(o)); });
+    return f.get();
+  }
+  SubmitOutcome submit(const std::string& prompt, nlohmann::json config = {},
+                       int priority = 0) {
+    jobs::Job j;
+    j.prompt = prompt;
+    j.config = config.is_null() ? nlohmann::json::object() : config;
+    j.priority = priority;
+    return submit(std::move(j));
+  }
+
+  jobs::Job wait_status(const std::string& id, std::initializer_list<JobStatus> want,
+                        std::chrono::milliseconds limit = 10s) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+      auto j = service_->status(id);
+      if (j)
+        for (auto w : want)
+          if (j->status == w) return *j;
+      if (std::chrono::steady_clock::now() > deadline) {
+        ADD_FAILURE() << "job " << id << " did not reach the wanted state";
+        return j.value_or(jobs::Job{});
+      }
+      std::this_thread::sleep_for(2ms);
+    }
+  }
+
+  agents::EchoAgent agent_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<jobs::JobService> service_;
+};
+
+}  // namespace
+
+TEST_F(JobServiceTest, SubmittedJobRunsAndSucceeds) {
+  start();
+  auto out = submit("hello");
+  ASSERT_EQ(out.kind, SubmitOutcome::Kind::accepted);
+  EXPECT_EQ(out.job.status, JobStatus::queued);
+  EXPECT_EQ(out.job.timeout_s, 3600) << "0 means the server default";
+  auto done = wait_status(out.job.id, {JobStatus::succeeded});
+  auto full = service_->get(out.job.id);
+  ASSERT_TRUE(full);
+  EXPECT_EQ(full->result, "hello");
+  EXPECT_EQ(full->attempts, 1);
+  EXPECT_EQ(full->agent_id, "echo");
+  EXPECT_DOUBLE_EQ(full->progress.percentage, 100.0);
+  ASSERT_TRUE(full->started_at_us && full->completed_at_us);
+  EXPECT_LE(*full->started_at_us, *full->completed_at_us);
+}
+
+TEST_F(JobServiceTest, FailureKeepsTheAgentsError) {
+  start();
+  auto out = submit("x", {{"fail_with", "nope"}});
+  auto done = wait_status(out.job.id, {JobStatus::failed});
+  EXPECT_EQ(done.error, "nope");
+}
+
+TEST_F(JobServiceTest, TimeoutFailsTheJobPromptly) {
+  start();
+  jobs::Job j;
+  j.prompt = "slow";
+  j.config = {{"sleep_seconds", 30}};
+  j.timeout_s = 1;
+  auto out = submit(std::move(j));
+  auto t0 = std::chrono::steady_clock::now();
+  auto done = wait_status(out.job.id, {JobStatus::failed}, 5s);
+  EXPECT_EQ(done.error, "Job timed out after 1s");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
+}
+
+TEST_F(JobServiceTest, CancelRunningStopsTheWorkAndFreesTheSlot) {
+  start(1);
+  auto slow = submit("slow", {{"sleep_seconds", 60}});
+  wait_status(slow.job.id, {JobStatus::running});
+  auto next = submit("next");
+  auto c = service_->cancel(slow.job.id);
+  EXPECT_EQ(c.kind, jobs::CancelOutcome::Kind::cancelled);
+  EXPECT_EQ(c.job.status, JobStatus::cancelled);
+  EXPECT_TRUE(c.job.completed_at_us.has_value());
+  // The only slot comes free once the sleep is interrupted, so `next` runs.
+  wait_status(next.job.id, {JobStatus::succeeded}, 5s);
+  EXPECT_EQ(service_->status(slow.job.id)->status, JobStatus::cancelled);
+  // Cancelling again is fine; a finished job cannot be cancelled.
+  EXPECT_EQ(service_->cancel(slow.job.id).kind, jobs::CancelOutcome::Kind::cancelled);
+  EXPECT_EQ(service_->cancel(next.job.id).kind, jobs::CancelOutcome::Kind::not_cancellable);
+  EXPECT_EQ(service_->cancel("run_0000000000000000").kind,
+            jobs::CancelOutcome::Kind::not_found);
+}
+
+TEST_F(JobServiceTest, CancelQueuedNeverRuns) {
+  start(1);
+  auto blocker = submit("block", {{"sleep_seconds", 60}});
+  wait_status(blocker.job.id, {JobStatus::running});
+  auto queued = submit("q");
+  auto c = service_->cancel(queued.job.id);
+  EXPECT_EQ(c.kind, jobs::CancelOutcome::Kind::cancelled);
+  service_->cancel(blocker.job.id);
+  std::this_thread::sleep_for(50ms);
+  auto j = service_->get(queued.job.id);
+  EXPECT_EQ(j->status, JobStatus::cancelled);
+  EXPECT_EQ(j->attempts, 0);
+  EXPECT_FALSE(j->started_at_us.has_value());
+}
+
+TEST_F(JobServiceTest, HigherPriorityRunsFirstThenFifo) {
+  start(1);
+  auto blocker = submit("block", {{"sleep_seconds", 60}});
+  wait_status(blocker.job.id, {JobStatus::running});
+  auto low = submit("low", {}, -5);
+  auto a = submit("a", {}, 0);
+  auto high = submit("high", {}, 10);
+  auto b = submit("b", {}, 0);
+  service_->cancel(blocker.job.id);
+  std::vector<std::pair<std::int64_t, std::string>> order;
+  for (auto* o : {&low, &a, &high, &b}) {
+    auto j = wait_status(o->job.id, {JobStatus::succeeded});
+    order.emplace_back(*j.started_at_us, o->job.id);
+  }
+  std::sort(order.begin(), order.end());
+  EXPECT_EQ(order[0].second, high.job.id);
+  EXPECT_EQ(order[1].second, a.job.id);
+  EXPECT_EQ(order[2].second, b.job.id);
+  EXPECT_EQ(order[3].second, low.job.id);
+}
+
+TEST_F(JobServiceTest, WaitTerminalReturnsWhenTheJobEnds) {
+  start();
+  auto out = submit("w", {{"sleep_seconds", 0.1}});
+  std::promise<void> p;
+  auto t0 = std::chrono::steady_clock::now();
+  service_->wait_terminal(out.job.id, 10s, [&] { p.set_value(); });
+  p.get_future().wait();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  EXPECT_EQ(service_->status(out.job.id)->status, JobStatus::succeeded);
+}
+
+TEST_F(JobServiceTest, WaitTerminalTimesOut) {
+  start();
+  auto out = submit("w", {{"sleep_seconds", 30}});
+  std::promise<void> p;
+  auto t0 = std::chrono::steady_clock::now();
+  service_->wait_terminal(out.job.id, 100ms, [&] { p.set_value(); });
+  p.get_future().wait();
+  auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(took, 90ms);
+  EXPECT_LT(took, 5s);
+}
+
+TEST_F(JobServiceTest, EventsOfAJobInOrderAndReplayedAfterTheEnd) {
+  start();
+  auto out = submit("ev", {{"sleep_seconds", 0.05}, {"steps", 2}});
+  auto log = service_->events(out.job.id);
+  ASSERT_TRUE(log);
+  wait_status(out.job.id, {JobStatus::succeeded});
+  for (int i = 0; i < 100 && !log->closed(); ++i) std::this_thread::sleep_for(5ms);
+  bool closed = false;
+  auto events = log->since(0, &closed);
+  ASSERT_TRUE(closed);
+  std::vector<std::string> types;
+  for (auto& e : events) types.push_back(e.type);
+  // queued, running, two steps (the second at 100%, so no extra "Completed"), result
+  EXPECT_EQ(types, (std::vector<std::string>{"status", "status", "progress", "progress",
+                                             "result"}));
+  for (std::size_t i = 0; i < events.size(); ++i) EXPECT_EQ(events[i].id, (long)i + 1);
+
+  auto replay = service_->events(out.job.id);
+  auto again = replay->since(0, &closed);
+  EXPECT_TRUE(closed);
+  ASSERT_EQ(again.size(), events.size());
+  EXPECT_EQ(again.back().data, events.back().data);
+  EXPECT_EQ(service_->events("run_0000000000000000"), nullptr);
+}
+
+TEST_F(JobServiceTest, StopRefusesSubmits) {
+  start();
+  service_->stop();
+  auto out = submit("late");
+  EXPECT_EQ(out.kind, SubmitOutcome::Kind::shutting_down);
+  EXPECT_TRUE(service_->health().shutdown);
+}
