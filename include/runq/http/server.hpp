@@ -20,6 +20,7 @@ struct ServerOptions {
   std::chrono::seconds idle_timeout{60};   // keep-alive connection with no request
   std::chrono::seconds write_timeout{30};  // time to send one response
   std::chrono::seconds heartbeat_interval{5};  // SSE idle heartbeat
+  std::chrono::seconds shutdown_timeout{10};   // stop(): longest wait for in-flight requests
 };
 
 // The HTTP/1.1 server: owns sockets, parsing, keep-alive, limits, timeouts and SSE
