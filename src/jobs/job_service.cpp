@@ -150,7 +150,8 @@ void JobService::commit_loop() {
 std::optional<Job> JobService::status(const std::string& id) {
   if (auto rj = state_->live.find(id)) {
     std::lock_guard lock(rj->mu);
-    return rj->view;
+    // Once finalized the store holds the final state (and a delete may follow).
+    if (!rj->finalized) return rj->view;
   }
   return store_.get_status(id);
 }
@@ -169,14 +170,13 @@ std::optional<Job> JobService::get(const std::string& id) {
 CancelOutcome JobService::cancel(const std::string& id) {
   auto deadline = std::chrono::steady_clock::now() + kClaimSettle;
   for (;;) {
-    if (auto rj = state_->live.find(id)) {
-      // Record `cancelled` first (so the answer is true at once and survives a crash),
-      // then stop the work; the worker frees its slot when the work has stopped.
-      state_->live.finalize(*rj, ending_cancelled(std::nullopt));
+    auto rj = state_->live.find(id);
+    // Record `cancelled` first (so the answer is true at once and survives a crash),
+    // then stop the work; the worker frees its slot when the work has stopped. A job
+    // that was already finalized is answered from the store below.
+    if (rj && state_->live.finalize(*rj, ending_cancelled(std::nullopt))) {
       rj->token.cancel(StopReason::cancelled);
       std::lock_guard lock(rj->mu);
-      if (rj->view.status != JobStatus::cancelled)
-        return {CancelOutcome::Kind::not_cancellable, rj->view};
       return {CancelOutcome::Kind::cancelled, rj->view};
     }
     if (store_.cancel_queued(id, util::now_us(), std::nullopt)) {
@@ -189,7 +189,8 @@ CancelOutcome JobService::cancel(const std::string& id) {
     if (!job) return {CancelOutcome::Kind::not_found, {}};
     if (job->status == JobStatus::cancelled) return {CancelOutcome::Kind::cancelled, *job};
     if (is_terminal(job->status)) return {CancelOutcome::Kind::not_cancellable, *job};
-    // Running but not (yet) among ours: just claimed, or another node runs it.
+    // Running but not (yet) among ours: just claimed, or another node runs it (or
+    // ours is finishing right now).
     if (std::chrono::steady_clock::now() > deadline)
       return {CancelOutcome::Kind::not_cancellable, *job};
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
@@ -197,11 +198,7 @@ CancelOutcome JobService::cancel(const std::string& id) {
 }
 
 store::RemoveOutcome JobService::remove(const std::string& id) {
-  if (auto rj = state_->live.find(id)) {
-    std::lock_guard lock(rj->mu);
-    if (!rj->finalized) return store::RemoveOutcome::not_terminal;
-  }
-  return store_.remove(id);
+  return store_.remove(id);  // the store refuses a job that is not terminal there
 }
 
 store::ListPage JobService::list(const store::ListQuery& q) {

@@ -1,0 +1,50 @@
+#pragma once
+// JSON documents the API answers with. Key order follows API.md (ordered_json).
+#include "runq/jobs/job.hpp"
+#include "runq/jobs/job_service.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <string_view>
+
+namespace runq::api {
+
+using Json = nlohmann::ordered_json;
+
+// Seconds a poller should wait, by state (from ServiceOptions).
+struct RetryAfter {
+  int queued_s = 2;
+  int running_s = 5;
+};
+
+// The status object ("Job record" of API.md plus the extensions priority, metadata,
+// attempts, timeout). retry_after is null once terminal.
+Json status_json(const jobs::Job& job, const RetryAfter& retry);
+
+// The 200 answer of GET /result for a succeeded job.
+Json result_json(const jobs::Job& job);
+
+// The 202 answer of a submit. `base_url` has no trailing slash ("http://host:port").
+Json accepted_json(const jobs::Job& job, std::string_view base_url);
+
+// {"status":"healthy","store",...,"executor_stats":{...}}
+Json health_json(const jobs::HealthStats& h);
+
+// {"total_jobs":N,"by_status":{...}}
+Json stats_json(const store::StatusCounts& counts);
+
+// {"detail": detail}
+Json error_json(std::string_view detail);
+std::string error_body(std::string_view detail);
+
+// Serialises compactly; invalid UTF-8 (should never reach here) is replaced, not thrown.
+std::string dump(const Json& j);
+
+// RFC 3339 timestamp or null.
+Json timestamp_or_null(const std::optional<std::int64_t>& us);
+
+// Seconds between started and completed (0.0 if either is missing), as a float.
+double duration_seconds(const jobs::Job& job);
+
+}  // namespace runq::api

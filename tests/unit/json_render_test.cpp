@@ -1,0 +1,266 @@
+// api::status_json / result_json / accepted_json / health / stats / errors: exact field
+// sets, timestamps with Z, floats with a decimal point, retry_after per state.
+#include "runq/api/json_render.hpp"
+#include "runq/api/sse_stream.hpp"
+
+#include <gtest/gtest.h>
+
+#include <regex>
+#include <set>
+
+using namespace runq;
+using api::Json;
+using jobs::JobStatus;
+
+namespace {
+
+constexpr std::int64_t kCreated = 1'795'896'658'786'415;  // 2026-11-28T20:10:58.786415Z
+
+jobs::Job sample(JobStatus st) {
+  jobs::Job j;
+  j.id = "run_3f9c2a7b1d4e";
+  j.status = st;
+  j.created_at_us = kCreated;
+  j.prompt = "secret prompt";
+  j.timeout_s = 3600;
+  if (st != JobStatus::queued) {
+    j.started_at_us = kCreated + 1'000'000;
+    j.agent_id = "echo";
+    j.attempts = 1;
+  }
+  if (jobs::is_terminal(st)) j.completed_at_us = kCreated + 46'230'000;
+  return j;
+}
+
+std::set<std::string> keys(const Json& j) {
+  std::set<std::string> out;
+  for (auto it = j.begin(); it != j.end(); ++it) out.insert(it.key());
+  return out;
+}
+
+const std::regex kTs(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z)");
+
+}  // namespace
+
+TEST(JsonRender, StatusObjectFieldsInOrder) {
+  Json j = api::status_json(sample(JobStatus::queued), {2, 5});
+  std::vector<std::string> order;
+  for (auto it = j.begin(); it != j.end(); ++it) order.push_back(it.key());
+  EXPECT_EQ(order, (std::vector<std::string>{
+                       "job_id", "status", "progress", "created_at", "started_at",
+                       "completed_at", "agent_id", "run_id", "session_id", "error",
+                       "retry_after", "priority", "metadata", "attempts", "timeout"}));
+  EXPECT_EQ(keys(j["progress"]),
+            (std::set<std::string>{"percentage", "current_step", "steps_completed", "steps_total"}));
+  EXPECT_FALSE(j.contains("prompt"));
+  EXPECT_FALSE(j.contains("result"));
+}
+
+TEST(JsonRender, QueuedExactText) {
+  EXPECT_EQ(api::dump(api::status_json(sample(JobStatus::queued), {2, 5})),
+            R"({"job_id":"run_3f9c2a7b1d4e","status":"queued",)"
+            R"("progress":{"percentage":0.0,"current_step":null,"steps_completed":0,"steps_total":null},)"
+            R"("created_at":"2026-11-28T20:10:58.786415Z","started_at":null,"completed_at":null,)"
+            R"("agent_id":null,"run_id":null,"session_id":null,"error":null,"retry_after":2,)"
+            R"("priority":0,"metadata":{},"attempts":0,"timeout":3600})");
+}
+
+TEST(JsonRender, RetryAfterPerState) {
+  api::RetryAfter r{3, 7};
+  EXPECT_EQ(api::status_json(sample(JobStatus::queued), r)["retry_after"], 3);
+  EXPECT_EQ(api::status_json(sample(JobStatus::running), r)["retry_after"], 7);
+  for (auto st : {JobStatus::succeeded, JobStatus::failed, JobStatus::cancelled})
+    EXPECT_TRUE(api::status_json(sample(st), r)["retry_after"].is_null());
+}
+
+TEST(JsonRender, TimestampsHaveZAndMicroseconds) {
+  Json j = api::status_json(sample(JobStatus::succeeded), {});
+  for (const char* k : {"created_at", "started_at", "completed_at"}) {
+    ASSERT_TRUE(j[k].is_string()) << k;
+    EXPECT_TRUE(std::regex_match(j[k].get<std::string>(), kTs)) << j[k];
+  }
+  EXPECT_EQ(j["created_at"], "2026-11-28T20:10:58.786415Z");
+  EXPECT_EQ(j["started_at"], "2026-11-28T20:10:59.786415Z");
+}
+
+TEST(JsonRender, PercentageIsAlwaysAFloatAnd100WhenSucceeded) {
+  jobs::Job j = sample(JobStatus::succeeded);
+  j.progress.percentage = 40.0;
+  std::string text = api::dump(api::status_json(j, {}));
+  EXPECT_NE(text.find(R"("percentage":100.0,)"), std::string::npos) << text;
+
+  j.status = JobStatus::failed;
+  text = api::dump(api::status_json(j, {}));
+  EXPECT_NE(text.find(R"("percentage":40.0,)"), std::string::npos) << text;
+
+  j.status = JobStatus::running;
+  j.progress = {30.0, "Running agent", 1, 4};
+  Json s = api::status_json(j, {});
+  EXPECT_EQ(api::dump(s["progress"]),
+            R"({"percentage":30.0,"current_step":"Running agent","steps_completed":1,"steps_total":4})");
+  j.progress.percentage = 33.25;
+  EXPECT_EQ(api::dump(api::status_json(j, {})["progress"]["percentage"]), "33.25");
+}
+
+TEST(JsonRender, ExtensionsAndOptionalFields) {
+  jobs::Job j = sample(JobStatus::failed);
+  j.error = "boom";
+  j.session_id = "s-1";
+  j.run_id = "r-9";
+  j.priority = -7;
+  j.metadata = {{"team", "qa"}};
+  j.attempts = 3;
+  j.timeout_s = 30;
+  Json s = api::status_json(j, {});
+  EXPECT_EQ(s["error"], "boom");
+  EXPECT_EQ(s["session_id"], "s-1");
+  EXPECT_EQ(s["run_id"], "r-9");
+  EXPECT_EQ(s["agent_id"], "echo");
+  EXPECT_EQ(s["priority"], -7);
+  EXPECT_EQ(api::dump(s["metadata"]), R"({"team":"qa"})");
+  EXPECT_EQ(s["attempts"], 3);
+  EXPECT_EQ(s["timeout"], 30);
+}
+
+TEST(JsonRender, ResultObject) {
+  jobs::Job j = sample(JobStatus::succeeded);
+  j.result = "line\n\"two\" \xc3\xa9";
+  Json r = api::result_json(j);
+  std::vector<std::string> order;
+  for (auto it = r.begin(); it != r.end(); ++it) order.push_back(it.key());
+  EXPECT_EQ(order, (std::vector<std::string>{"job_id", "status", "result", "duration_seconds",
+                                             "created_at", "started_at", "completed_at",
+                                             "error"}));
+  EXPECT_EQ(r["status"], "succeeded");
+  EXPECT_EQ(r["result"], "line\n\"two\" \xc3\xa9");
+  EXPECT_TRUE(r["error"].is_null());
+  EXPECT_DOUBLE_EQ(r["duration_seconds"].get<double>(), 45.23);
+  EXPECT_EQ(api::dump(r["duration_seconds"]), "45.23");
+  EXPECT_EQ(r["completed_at"], "2026-11-28T20:11:45.016415Z");
+}
+
+TEST(JsonRender, DurationIsAFloatEvenWhenWhole) {
+  jobs::Job j = sample(JobStatus::succeeded);
+  j.completed_at_us = *j.started_at_us + 2'000'000;
+  j.result = "x";
+  EXPECT_EQ(api::dump(api::result_json(j)["duration_seconds"]), "2.0");
+  j.completed_at_us = *j.started_at_us;
+  EXPECT_EQ(api::dump(api::result_json(j)["duration_seconds"]), "0.0");
+  j.started_at_us.reset();
+  EXPECT_EQ(api::dump(api::result_json(j)["duration_seconds"]), "0.0");
+}
+
+TEST(JsonRender, Accepted) {
+  Json a = api::accepted_json(sample(JobStatus::running), "http://127.0.0.1:8005");
+  EXPECT_EQ(api::dump(a),
+            R"({"job_id":"run_3f9c2a7b1d4e","status":"queued","created_at":"2026-11-28T20:10:58.786415Z",)"
+            R"("poll_url":"http://127.0.0.1:8005/api/v1/runs/run_3f9c2a7b1d4e",)"
+            R"("stream_url":"http://127.0.0.1:8005/api/v1/runs/run_3f9c2a7b1d4e/stream"})");
+}
+
+TEST(JsonRender, HealthAndStats) {
+  jobs::HealthStats h;
+  h.running_jobs = 2;
+  h.queued_jobs = 5;
+  h.max_concurrent = 10;
+  h.default_timeout = 3600;
+  h.shutdown = false;
+  h.store_kind = "sqlite";
+  EXPECT_EQ(api::dump(api::health_json(h)),
+            R"({"status":"healthy","store":"sqlite","executor_stats":{"running_jobs":2,)"
+            R"("queued_jobs":5,"max_concurrent":10,"default_timeout":3600,"shutdown":false}})");
+  store::StatusCounts c{1, 2, 3, 4, 5};
+  EXPECT_EQ(api::dump(api::stats_json(c)),
+            R"({"total_jobs":15,"by_status":{"queued":1,"running":2,"succeeded":3,"failed":4,"cancelled":5}})");
+}
+
+TEST(JsonRender, ErrorBodies) {
+  EXPECT_EQ(api::error_body("Job not found: run_x"), R"({"detail":"Job not found: run_x"})");
+  // invalid UTF-8 never throws
+  EXPECT_NO_THROW(api::error_body("Job not found: \xff"));
+  EXPECT_EQ(api::error_body("Job not found: \xff"), "{\"detail\":\"Job not found: \xef\xbf\xbd\"}");
+}
+
+// ------------------------------------------------------------------ SSE formatting
+
+TEST(SseFormat, Event) {
+  EXPECT_EQ(api::format_sse({3, "progress", R"({"percentage":30.0,"step":"Running agent"})"}),
+            "event: progress\nid: 3\ndata: {\"percentage\":30.0,\"step\":\"Running agent\"}\n\n");
+  EXPECT_EQ(api::format_sse({1, "x", "a\nb\r\nc"}), "event: x\nid: 1\ndata: a\ndata: b\ndata: c\n\n");
+}
+
+TEST(SseFormat, Heartbeat) {
+  EXPECT_EQ(api::format_heartbeat(kCreated),
+            "event: heartbeat\ndata: {\"timestamp\":\"2026-11-28T20:10:58.786415Z\"}\n\n");
+}
+
+TEST(SseFormat, LastEventId) {
+  std::string v;
+  EXPECT_EQ(api::parse_last_event_id(nullptr), 0);
+  for (auto [text, want] : std::vector<std::pair<std::string, std::int64_t>>{
+           {"5", 5}, {" 12 ", 12}, {"0", 0}, {"-1", 0}, {"x", 0}, {"", 0}, {"1.5", 0},
+           {"99999999999999999999999", 0}}) {
+    v = text;
+    EXPECT_EQ(api::parse_last_event_id(&v), want) << text;
+  }
+}
+
+TEST(SseStream, ReplaysThenFinishes) {
+  auto log = std::make_shared<jobs::EventLog>();
+  log->append("status", R"({"status":"running","job_id":"run_1"})");
+  log->append("progress", R"({"percentage":50.0,"step":"half"})");
+  api::JobEventStream s(log, 0);
+  int notified = 0;
+  s.set_notifier([&] { ++notified; });
+  EXPECT_FALSE(s.finished());
+  auto first = s.poll();
+  ASSERT_TRUE(first);
+  EXPECT_EQ(*first,
+            "event: status\nid: 1\ndata: {\"status\":\"running\",\"job_id\":\"run_1\"}\n\n"
+            "event: progress\nid: 2\ndata: {\"percentage\":50.0,\"step\":\"half\"}\n\n");
+  EXPECT_FALSE(s.poll());
+  EXPECT_FALSE(s.finished());
+  log->close_with("result", R"({"result":"x"})");
+  EXPECT_GE(notified, 1);
+  auto last = s.poll();
+  ASSERT_TRUE(last);
+  EXPECT_EQ(*last, "event: result\nid: 3\ndata: {\"result\":\"x\"}\n\n");
+  EXPECT_TRUE(s.finished());
+  EXPECT_FALSE(s.poll());
+  s.close();
+  int before = notified;
+  log->append("late", "{}");  // closed log: ignored; and we no longer listen
+  EXPECT_EQ(notified, before);
+}
+
+TEST(SseStream, ResumesAfterLastEventId) {
+  auto log = std::make_shared<jobs::EventLog>();
+  log->append("a", "{}");
+  log->append("b", "{}");
+  log->close_with("result", "{}");
+  api::JobEventStream s(log, 2);
+  auto out = s.poll();
+  ASSERT_TRUE(out);
+  EXPECT_EQ(*out, "event: result\nid: 3\ndata: {}\n\n");
+  EXPECT_TRUE(s.finished());
+
+  api::JobEventStream past(log, 3);
+  EXPECT_TRUE(past.finished());
+  EXPECT_FALSE(past.poll());
+}
+
+TEST(SseStream, ClosedEmptyLogFinishesAtOnce) {
+  auto log = jobs::EventLog::closed_from_json("[]");
+  api::JobEventStream s(log, 0);
+  EXPECT_TRUE(s.finished());
+  EXPECT_FALSE(s.poll());
+}
+
+TEST(SseStream, HeartbeatHasNoId) {
+  auto log = std::make_shared<jobs::EventLog>();
+  api::JobEventStream s(log, 0);
+  std::string hb = s.heartbeat();
+  EXPECT_TRUE(hb.starts_with("event: heartbeat\ndata: {\"timestamp\":\"")) << hb;
+  EXPECT_TRUE(hb.ends_with("Z\"}\n\n")) << hb;
+  EXPECT_EQ(hb.find("id:"), std::string::npos);
+}
