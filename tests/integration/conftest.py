@@ -110,3 +110,228 @@ def server(make_server):
 def client(server):
     with server.client() as c:
         yield c
+
+
+# ---------------------------------------------------------------------------------------
+# Helpers and fixtures for the HTTP API tests (test_api_*.py, test_seed_workflow.py,
+# test_scheduling.py, test_durability.py). Additions only: the fixtures above are unchanged.
+# Test modules import the helpers with `from conftest import ...`.
+# ---------------------------------------------------------------------------------------
+import json as _json
+import socket as _socket
+from datetime import datetime as _datetime, timezone as _timezone
+from urllib.parse import urlsplit as _urlsplit
+
+JOB_ID_RE = re.compile(r"^run_[0-9a-f]{12,}$")
+TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
+TERMINAL = ("succeeded", "failed", "cancelled")
+STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+# Every field of the Job record, plus the extensions runq always carries.
+JOB_RECORD_FIELDS = {"job_id", "status", "progress", "created_at", "started_at",
+                     "completed_at", "agent_id", "run_id", "session_id", "error",
+                     "retry_after"}
+JOB_EXTENSION_FIELDS = {"priority", "metadata", "attempts", "timeout"}
+PROGRESS_FIELDS = {"percentage", "current_step", "steps_completed", "steps_total"}
+
+
+def parse_ts(value):
+    """RFC 3339 `...T..:..:..ffffffZ` -> aware datetime (asserts the exact format)."""
+    assert isinstance(value, str) and TS_RE.match(value), f"bad timestamp {value!r}"
+    return _datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=_timezone.utc)
+
+
+def ts_seconds(value):
+    return parse_ts(value).timestamp()
+
+
+def json_number_token(text, key):
+    """The raw JSON text of the number that follows `"key":` in `text` (first match)."""
+    m = re.search(r'"' + re.escape(key) + r'"\s*:\s*(-?[0-9][0-9.eE+\-]*)', text)
+    assert m, f"no number for {key!r} in {text!r}"
+    return m.group(1)
+
+
+def is_float_token(token):
+    """JSON floats in runq always carry a decimal point (or an exponent)."""
+    return "." in token or "e" in token or "E" in token
+
+
+def submit(client, prompt="hello", *, expect=202, headers=None, **fields):
+    """POSTs a job; asserts the status code; returns the parsed body."""
+    body = {"prompt": prompt}
+    body.update(fields)
+    r = client.post("/api/v1/runs", json=body, headers=headers)
+    assert r.status_code == expect, (r.status_code, r.text)
+    return r.json()
+
+
+def get_status(client, job_id):
+    r = client.get(f"/api/v1/runs/{job_id}")
+    assert r.status_code == 200, (r.status_code, r.text)
+    return r.json()
+
+
+def wait_status(client, job_id, statuses=TERMINAL, timeout=20, interval=0.01):
+    """Polls the status until it is one of `statuses`; returns the status object."""
+    if isinstance(statuses, str):
+        statuses = (statuses,)
+    deadline = time.monotonic() + timeout
+    while True:
+        body = get_status(client, job_id)
+        if body["status"] in statuses:
+            return body
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job_id} never reached {statuses}: {body}")
+        time.sleep(interval)
+
+
+def wait_until(fn, timeout=10, interval=0.01, what="condition"):
+    """Calls fn() until it returns something truthy; returns that value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+def list_all(client, **params):
+    """Every job of the list endpoint (all pages, page_size 100), newest first."""
+    jobs, page = [], 1
+    while True:
+        r = client.get("/api/v1/runs", params=dict(params, page=page, page_size=100))
+        assert r.status_code == 200, r.text
+        body = r.json()
+        jobs.extend(body["jobs"])
+        if len(body["jobs"]) < 100:
+            return jobs, body["total"]
+        page += 1
+
+
+class SSEEvent:
+    """One Server-Sent Event as read off the wire."""
+
+    def __init__(self, fields, comments):
+        self.fields = fields          # [(name, value)] in wire order
+        self.comments = comments      # comment lines (":...") seen before it
+        self.t = time.monotonic()     # when it was read
+        names = [n for n, _ in fields]
+        self.names = names
+        self.event = next((v for n, v in fields if n == "event"), None)
+        self.id = next((v for n, v in fields if n == "id"), None)
+        self.data_lines = [v for n, v in fields if n == "data"]
+        self.data_raw = "\n".join(self.data_lines)
+        try:
+            self.data = _json.loads(self.data_raw)
+        except ValueError:
+            self.data = None
+
+    @property
+    def id_int(self):
+        return int(self.id)
+
+    def __repr__(self):
+        return f"SSEEvent({self.fields!r})"
+
+
+def iter_sse(response):
+    """Parses an SSE response incrementally; yields SSEEvent objects as they arrive."""
+    buf = b""
+    fields, comments = [], []
+    for chunk in response.iter_bytes():
+        buf += chunk
+        while True:
+            idx = buf.find(b"\n")
+            if idx < 0:
+                break
+            line, buf = buf[:idx], buf[idx + 1:]
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            text = line.decode("utf-8")
+            if text == "":
+                if fields:
+                    yield SSEEvent(fields, comments)
+                fields, comments = [], []
+            elif text.startswith(":"):
+                comments.append(text)
+            else:
+                name, _, value = text.partition(":")
+                if value.startswith(" "):
+                    value = value[1:]
+                fields.append((name, value))
+    if fields:
+        yield SSEEvent(fields, comments)
+
+
+def collect_stream(client, job_id, headers=None, timeout=15, read_timeout=10):
+    """Reads a job's whole stream (until the server ends it); returns (response, events).
+    Fails if it takes longer than `timeout` seconds overall."""
+    deadline = time.monotonic() + timeout
+    events = []
+    with client.stream("GET", f"/api/v1/runs/{job_id}/stream", headers=headers,
+                       timeout=read_timeout) as r:
+        assert r.status_code == 200, (r.status_code, r.read())
+        for ev in iter_sse(r):
+            events.append(ev)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"stream of {job_id} did not end: {events}")
+    return r, events
+
+
+def raw_http(url, request_bytes, timeout=5.0, send_body=None):
+    """Sends raw bytes to the server of `url`; returns (status, headers, body bytes) of
+    the first response (body read by Content-Length, or until close)."""
+    parts = _urlsplit(url)
+    s = _socket.create_connection((parts.hostname, parts.port), timeout=timeout)
+    try:
+        s.sendall(request_bytes)
+        if send_body is not None:
+            try:
+                s.sendall(send_body)
+            except OSError:
+                pass
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            headers[k.strip().lower()] = v.strip()
+        n = int(headers.get("content-length", "-1"))
+        while (n < 0 or len(body) < n):
+            try:
+                chunk = s.recv(65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            body += chunk
+        return status, headers, body[:n] if n >= 0 else body
+    finally:
+        s.close()
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory):
+    """One runq per test module, for tests whose requests change no shared state that
+    another test of the module looks at (validation errors, 404s, 405s, ...)."""
+    s = RunqServer(str(tmp_path_factory.mktemp("shared") / "runq.db")).start()
+    yield s
+    try:
+        s.terminate(10)
+    except Exception:
+        s.kill()
+
+
+@pytest.fixture
+def shared_client(shared_server):
+    with shared_server.client() as c:
+        yield c
