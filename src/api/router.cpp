@@ -9,6 +9,7 @@
 
 #include <exception>
 #include <string_view>
+#include <utility>
 
 namespace runq::api {
 
@@ -101,313 +102,301 @@ Response internal_error() { return error_response(500, "Internal server error");
 constexpr std::string_view kInvalidStatus =
     ". Valid values: ['queued', 'running', 'succeeded', 'failed', 'cancelled']";
 
+Response method_not_allowed(Route r) {
+  Response response = error_response(405, "Method Not Allowed");
+  response.headers.push_back({"Allow", std::string(allowed_methods(r))});
+  return response;
+}
+
+// The job id from the path: percent-decoded only when it needs it (the hot path doesn't).
+std::string decode_id(std::string_view raw) {
+  return raw.find('%') == std::string_view::npos ? std::string(raw) : percent_decode(raw, false);
+}
+
+RetryAfter retry_after(const jobs::ServiceOptions& so) {
+  return RetryAfter{so.retry_after_queued_s, so.retry_after_running_s};
+}
+
+// Takes `reply` from a route that answers later, leaving it empty: handle() then knows the
+// reply was handed on and must not answer it.
+Reply hand_on(Reply& reply) { return std::exchange(reply, nullptr); }
+
+// The 202/409/503 answer of a submit, once the service has committed or refused the job.
+Response submit_answer(const jobs::SubmitOutcome& out, const std::string& base,
+                       int queued_after) {
+  using Kind = jobs::SubmitOutcome::Kind;
+  Response r;
+  switch (out.kind) {
+    case Kind::accepted:
+    case Kind::replayed: {
+      Json body = accepted_json(out.job, base);
+      std::string location = body["poll_url"].get<std::string>();
+      r = json_response(202, body);
+      r.headers.push_back({"Location", std::move(location)});
+      r.headers.push_back({"Retry-After", std::to_string(queued_after)});
+      break;
+    }
+    case Kind::conflict:
+      r = error_response(409, "Idempotency key already used for job " + out.job.id +
+                                  " with a different request");
+      break;
+    case Kind::shutting_down:
+      r = error_response(503, "Server is shutting down");
+      r.headers.push_back({"Retry-After", "5"});
+      break;
+    case Kind::store_error:
+      r = error_response(503, "Job store unavailable: " + out.error);
+      r.headers.push_back({"Retry-After", "5"});
+      break;
+  }
+  return r;
+}
+
+// ?page, ?page_size, ?status, ?session_id into `q`; the 422/400 answer if one is bad.
+std::optional<Response> parse_list_query(std::string_view query, store::ListQuery& q) {
+  if (query.empty()) return std::nullopt;
+  QueryParams params = parse_query(query);
+  ValidationErrors errors;
+  if (const std::string* v = query_value(params, "page"))
+    if (auto n = query_int(*v, "page", 1, 10'000'000, errors)) q.page = static_cast<int>(*n);
+  if (const std::string* v = query_value(params, "page_size"))
+    if (auto n = query_int(*v, "page_size", 1, 100, errors)) q.page_size = static_cast<int>(*n);
+  if (!errors.empty()) return validation_response(errors);
+  if (const std::string* v = query_value(params, "status")) {
+    auto st = jobs::parse_status(*v);
+    if (!st) return error_response(400, "Invalid status: " + *v + std::string(kInvalidStatus));
+    q.status = *st;
+  }
+  if (const std::string* v = query_value(params, "session_id")) q.session_id = *v;
+  return std::nullopt;
+}
+
 }  // namespace
 
 Router::Router(jobs::JobService& service, ApiOptions options)
     : service_(service), options_(std::move(options)) {}
 
 void Router::handle(http::Request&& request, http::Reply reply) {
-  // Everything synchronous answers through `reply` at the end; the asynchronous routes
-  // (submit, ?wait=) hand `reply` on and mark it taken.
+  // The answer to send now. A route that answers later hands `reply` on (leaves it empty).
   std::optional<Response> response;
-  bool taken = false;
   try {
     const Match m = match_path(request.path);
     if (m.route == Route::none) {
       response = error_response(404, "Not Found");
     } else if (!method_allowed(m.route, request.method)) {
-      response = error_response(405, "Method Not Allowed");
-      response->headers.push_back({"Allow", std::string(allowed_methods(m.route))});
+      response = method_not_allowed(m.route);
+    } else if (const std::string id = decode_id(m.id); !m.id.empty() && !util::is_job_id(id)) {
+      response = not_found_job(id);
     } else {
-      // Job id from the path: percent-decoded only when it needs it (the hot path doesn't).
-      std::string id;
-      if (!m.id.empty()) {
-        id = m.id.find('%') == std::string_view::npos ? std::string(m.id)
-                                                      : percent_decode(m.id, false);
-        if (!util::is_job_id(id)) response = not_found_job(id);
-      }
-      const RetryAfter retry{service_.options().retry_after_queued_s,
-                             service_.options().retry_after_running_s};
-
-      // ?wait=N on status and result; 422 if bad. Returns false if it answered.
-      auto parse_wait = [&](long long& wait_s) -> bool {
-        wait_s = 0;
-        if (request.query.empty()) return true;
-        QueryParams params = parse_query(request.query);
-        if (const std::string* w = query_value(params, "wait")) {
-          ValidationErrors errors;
-          auto n = query_int(*w, "wait", 0, options_.max_wait_s, errors);
-          if (!n) {
-            response = validation_response(errors);
-            return false;
-          }
-          wait_s = *n;
-        }
-        return true;
-      };
-
-      switch (response ? Route::none : m.route) {
-        case Route::health:
-          response = json_response(200, health_json(service_.health()));
-          break;
-
-        case Route::stats:
-          response = json_response(200, stats_json(service_.counts()));
-          break;
-
-        case Route::runs:
-          if (request.method == "POST") {
-            if (!is_json_content_type(request.header("content-type"))) {
-              response = error_response(415, "Content-Type must be application/json");
-              break;
-            }
-            const jobs::ServiceOptions& so = service_.options();
-            auto parsed = parse_submit(request.body, request.header("idempotency-key"),
-                                       SubmitLimits{so.default_timeout_s, so.max_timeout_s});
-            if (auto* errors = std::get_if<ValidationErrors>(&parsed)) {
-              response = validation_response(*errors);
-              break;
-            }
-            std::string base;
-            if (options_.public_url && !options_.public_url->empty()) {
-              base = *options_.public_url;
-              while (!base.empty() && base.back() == '/') base.pop_back();
-            } else {
-              const std::string* host = request.header("host");
-              base = "http://";
-              base += host && !host->empty() ? *host : std::string("127.0.0.1");
-            }
-            const int queued_after = so.retry_after_queued_s;
-            auto done = [reply, base = std::move(base), queued_after](jobs::SubmitOutcome out) {
-              Response r;
-              try {
-                using Kind = jobs::SubmitOutcome::Kind;
-                switch (out.kind) {
-                  case Kind::accepted:
-                  case Kind::replayed: {
-                    Json body = accepted_json(out.job, base);
-                    std::string location = body["poll_url"].get<std::string>();
-                    r = json_response(202, body);
-                    r.headers.push_back({"Location", std::move(location)});
-                    r.headers.push_back({"Retry-After", std::to_string(queued_after)});
-                    break;
-                  }
-                  case Kind::conflict:
-                    r = error_response(409, "Idempotency key already used for job " +
-                                                out.job.id + " with a different request");
-                    break;
-                  case Kind::shutting_down:
-                    r = error_response(503, "Server is shutting down");
-                    r.headers.push_back({"Retry-After", "5"});
-                    break;
-                  case Kind::store_error:
-                    r = error_response(503, "Job store unavailable: " + out.error);
-                    r.headers.push_back({"Retry-After", "5"});
-                    break;
-                }
-              } catch (const std::exception& e) {
-                spdlog::error("api: rendering a submit answer failed: {}", e.what());
-                r = internal_error();
-              }
-              reply(std::move(r));
-            };
-            taken = true;  // from here on `done` answers
-            try {
-              service_.submit(std::move(std::get<jobs::Job>(parsed)), std::move(done));
-            } catch (const std::exception& e) {
-              spdlog::error("api: submit failed: {}", e.what());
-              reply(internal_error());
-            }
-            break;
-          } else {
-            store::ListQuery q;
-            if (!request.query.empty()) {
-              QueryParams params = parse_query(request.query);
-              ValidationErrors errors;
-              if (const std::string* v = query_value(params, "page"))
-                if (auto n = query_int(*v, "page", 1, 10'000'000, errors))
-                  q.page = static_cast<int>(*n);
-              if (const std::string* v = query_value(params, "page_size"))
-                if (auto n = query_int(*v, "page_size", 1, 100, errors))
-                  q.page_size = static_cast<int>(*n);
-              if (!errors.empty()) {
-                response = validation_response(errors);
-                break;
-              }
-              if (const std::string* v = query_value(params, "status")) {
-                auto st = jobs::parse_status(*v);
-                if (!st) {
-                  response = error_response(400, "Invalid status: " + *v + std::string(kInvalidStatus));
-                  break;
-                }
-                q.status = *st;
-              }
-              if (const std::string* v = query_value(params, "session_id")) q.session_id = *v;
-            }
-            store::ListPage page = service_.list(q);
-            Json jobs_arr = Json::array();
-            for (const auto& job : page.jobs) jobs_arr.push_back(status_json(job, retry));
-            Json body = Json::object();
-            body["jobs"] = std::move(jobs_arr);
-            body["total"] = page.total;
-            body["page"] = q.page;
-            body["page_size"] = q.page_size;
-            response = json_response(200, body);
-          }
-          break;
-
-        case Route::run:
-          if (request.method == "GET") {
-            long long wait_s = 0;
-            if (!parse_wait(wait_s)) break;
-            auto st = service_.status(id);
-            if (!st) {
-              response = not_found_job(id);
-              break;
-            }
-            if (wait_s > 0 && !jobs::is_terminal(st->status)) {
-              taken = true;
-              auto done = [this, id, reply, retry]() {
-                Response r;
-                try {
-                  auto now = service_.status(id);
-                  r = now ? json_response(200, status_json(*now, retry)) : not_found_job(id);
-                } catch (const std::exception& e) {
-                  spdlog::error("api: status after wait failed: {}", e.what());
-                  r = internal_error();
-                }
-                reply(std::move(r));
-              };
-              try {
-                service_.wait_terminal(id, std::chrono::seconds(wait_s), std::move(done));
-              } catch (const std::exception& e) {
-                spdlog::error("api: wait failed: {}", e.what());
-                reply(internal_error());
-              }
-              break;
-            }
-            response = json_response(200, status_json(*st, retry));
-          } else {  // DELETE
-            switch (service_.remove(id)) {
-              case store::RemoveOutcome::removed: {
-                Response r;
-                r.status = 204;
-                r.content_type.clear();
-                response = std::move(r);
-                break;
-              }
-              case store::RemoveOutcome::not_terminal:
-                response = error_response(400, "Cannot delete running job. Cancel it first.");
-                break;
-              case store::RemoveOutcome::not_found:
-                response = not_found_job(id);
-                break;
-            }
-          }
-          break;
-
-        case Route::run_result: {
-          long long wait_s = 0;
-          if (!parse_wait(wait_s)) break;
-          auto answer = [this](const std::string& job_id) -> Response {
-            auto job = service_.get(job_id);
-            if (!job) return not_found_job(job_id);
-            switch (job->status) {
-              case jobs::JobStatus::succeeded:
-                return json_response(200, result_json(*job));
-              case jobs::JobStatus::queued:
-                return error_response(400, "Job is still queued. Current status: queued");
-              case jobs::JobStatus::running:
-                return error_response(400, "Job is still running. Current status: running");
-              case jobs::JobStatus::failed: {
-                Json body = error_json("Job failed. No result available.");
-                body["error"] = job->error ? Json(*job->error) : Json(nullptr);
-                return json_response(400, body);
-              }
-              case jobs::JobStatus::cancelled: {
-                Json body = error_json("Job was cancelled. No result available.");
-                body["error"] = job->error ? Json(*job->error) : Json(nullptr);
-                return json_response(400, body);
-              }
-            }
-            return internal_error();
-          };
-          if (wait_s > 0) {
-            auto st = service_.status(id);
-            if (!st) {
-              response = not_found_job(id);
-              break;
-            }
-            if (!jobs::is_terminal(st->status)) {
-              taken = true;
-              auto done = [id, reply, answer]() {
-                Response r;
-                try {
-                  r = answer(id);
-                } catch (const std::exception& e) {
-                  spdlog::error("api: result after wait failed: {}", e.what());
-                  r = internal_error();
-                }
-                reply(std::move(r));
-              };
-              try {
-                service_.wait_terminal(id, std::chrono::seconds(wait_s), std::move(done));
-              } catch (const std::exception& e) {
-                spdlog::error("api: wait failed: {}", e.what());
-                reply(internal_error());
-              }
-              break;
-            }
-          }
-          response = answer(id);
-          break;
-        }
-
-        case Route::run_cancel: {
-          jobs::CancelOutcome out = service_.cancel(id);
-          switch (out.kind) {
-            case jobs::CancelOutcome::Kind::cancelled:
-              response = json_response(200, status_json(out.job, retry));
-              break;
-            case jobs::CancelOutcome::Kind::not_cancellable:
-              response = error_response(
-                  400, "Cannot cancel job with status: " + std::string(jobs::to_string(out.job.status)));
-              break;
-            case jobs::CancelOutcome::Kind::not_found:
-              response = not_found_job(id);
-              break;
-          }
-          break;
-        }
-
-        case Route::run_stream: {
-          auto log = service_.events(id);
-          if (!log) {
-            response = not_found_job(id);
-            break;
-          }
-          Response r;
-          r.content_type = "text/event-stream";
-          r.headers.push_back({"Cache-Control", "no-cache"});
-          r.headers.push_back({"X-Accel-Buffering", "no"});
-          r.stream = std::make_shared<JobEventStream>(
-              std::move(log), parse_last_event_id(request.header("last-event-id")));
-          response = std::move(r);
-          break;
-        }
-
+      const bool is_get = request.method == "GET";
+      switch (m.route) {
+        case Route::health: response = health(); break;
+        case Route::stats: response = stats(); break;
+        case Route::runs: response = is_get ? list(request) : submit(request, reply); break;
+        case Route::run: response = is_get ? get_status(request, id, reply) : remove(id); break;
+        case Route::run_result: response = get_result(request, id, reply); break;
+        case Route::run_cancel: response = cancel(id); break;
+        case Route::run_stream: response = stream(request, id); break;
         case Route::none: break;
       }
     }
   } catch (const std::exception& e) {
     spdlog::error("api: {} {} failed: {}", request.method, request.path, e.what());
-    if (!taken) response = internal_error();
+    response = internal_error();
   } catch (...) {
     spdlog::error("api: {} {} failed with an unknown exception", request.method, request.path);
-    if (!taken) response = internal_error();
+    response = internal_error();
   }
-  if (taken) return;
+  if (!reply) return;  // a route handed it on: it answers
   reply(response ? std::move(*response) : internal_error());
+}
+
+Response Router::health() { return json_response(200, health_json(service_.health())); }
+
+Response Router::stats() { return json_response(200, stats_json(service_.counts())); }
+
+std::string Router::base_url(const http::Request& request) const {
+  std::string base;
+  if (options_.public_url && !options_.public_url->empty()) {
+    base = *options_.public_url;
+    while (!base.empty() && base.back() == '/') base.pop_back();
+  } else {
+    const std::string* host = request.header("host");
+    base = "http://";
+    base += host && !host->empty() ? *host : std::string("127.0.0.1");
+  }
+  return base;
+}
+
+std::optional<Response> Router::submit(const http::Request& request, http::Reply& reply) {
+  if (!is_json_content_type(request.header("content-type")))
+    return error_response(415, "Content-Type must be application/json");
+  const jobs::ServiceOptions& so = service_.options();
+  const SubmitLimits limits{so.default_timeout_s, so.max_timeout_s,
+                            options_.allow_private_webhooks};
+  auto parsed = parse_submit(request.body, request.header("idempotency-key"), limits);
+  if (auto* errors = std::get_if<ValidationErrors>(&parsed)) return validation_response(*errors);
+
+  auto done = [reply, base = base_url(request),
+               queued_after = so.retry_after_queued_s](jobs::SubmitOutcome out) {
+    Response r;
+    try {
+      r = submit_answer(out, base, queued_after);
+    } catch (const std::exception& e) {
+      spdlog::error("api: rendering a submit answer failed: {}", e.what());
+      r = internal_error();
+    }
+    reply(std::move(r));
+  };
+  const Reply later = hand_on(reply);  // from here on `done` answers
+  try {
+    service_.submit(std::move(std::get<jobs::Job>(parsed)), std::move(done));
+  } catch (const std::exception& e) {
+    spdlog::error("api: submit failed: {}", e.what());
+    later(internal_error());
+  }
+  return std::nullopt;
+}
+
+Response Router::list(const http::Request& request) {
+  store::ListQuery q;
+  if (auto bad = parse_list_query(request.query, q)) return std::move(*bad);
+  store::ListPage page = service_.list(q);
+  const RetryAfter retry = retry_after(service_.options());
+  Json jobs_arr = Json::array();
+  for (const auto& job : page.jobs) jobs_arr.push_back(status_json(job, retry));
+  Json body = Json::object();
+  body["jobs"] = std::move(jobs_arr);
+  body["total"] = page.total;
+  body["page"] = q.page;
+  body["page_size"] = q.page_size;
+  return json_response(200, body);
+}
+
+std::optional<Response> Router::answer_or_wait(const http::Request& request,
+                                               const std::string& id, http::Reply& reply,
+                                               Answer answer, std::string_view what) {
+  long long wait_s = 0;
+  if (!request.query.empty()) {
+    QueryParams params = parse_query(request.query);
+    if (const std::string* w = query_value(params, "wait")) {
+      ValidationErrors errors;
+      auto n = query_int(*w, "wait", 0, options_.max_wait_s, errors);
+      if (!n) return validation_response(errors);
+      wait_s = *n;
+    }
+  }
+  std::optional<jobs::Job> current;
+  if (wait_s > 0) {
+    current = service_.status(id);
+    if (!current) return not_found_job(id);
+    if (!jobs::is_terminal(current->status)) {
+      auto done = [this, id, reply, answer, what]() {
+        Response r;
+        try {
+          r = (this->*answer)(id, nullptr);
+        } catch (const std::exception& e) {
+          spdlog::error("api: {} after wait failed: {}", what, e.what());
+          r = internal_error();
+        }
+        reply(std::move(r));
+      };
+      const Reply later = hand_on(reply);  // from here on `done` answers
+      try {
+        service_.wait_terminal(id, std::chrono::seconds(wait_s), std::move(done));
+      } catch (const std::exception& e) {
+        spdlog::error("api: wait failed: {}", e.what());
+        later(internal_error());
+      }
+      return std::nullopt;
+    }
+  }
+  return (this->*answer)(id, current ? &*current : nullptr);
+}
+
+Response Router::status_answer(const std::string& id, const jobs::Job* known) {
+  std::optional<jobs::Job> looked_up;
+  if (!known) {
+    looked_up = service_.status(id);
+    if (!looked_up) return not_found_job(id);
+    known = &*looked_up;
+  }
+  return json_response(200, status_json(*known, retry_after(service_.options())));
+}
+
+Response Router::result_answer(const std::string& id, const jobs::Job* /*known: a status view,
+                                                                         no result in it*/) {
+  auto job = service_.get(id);
+  if (!job) return not_found_job(id);
+  switch (job->status) {
+    case jobs::JobStatus::succeeded:
+      return json_response(200, result_json(*job));
+    case jobs::JobStatus::queued:
+      return error_response(400, "Job is still queued. Current status: queued");
+    case jobs::JobStatus::running:
+      return error_response(400, "Job is still running. Current status: running");
+    case jobs::JobStatus::failed:
+    case jobs::JobStatus::cancelled: {
+      Json body = error_json(job->status == jobs::JobStatus::failed
+                                 ? "Job failed. No result available."
+                                 : "Job was cancelled. No result available.");
+      body["error"] = job->error ? Json(*job->error) : Json(nullptr);
+      return json_response(400, body);
+    }
+  }
+  return internal_error();
+}
+
+std::optional<Response> Router::get_status(const http::Request& request, const std::string& id,
+                                           http::Reply& reply) {
+  return answer_or_wait(request, id, reply, &Router::status_answer, "status");
+}
+
+std::optional<Response> Router::get_result(const http::Request& request, const std::string& id,
+                                           http::Reply& reply) {
+  return answer_or_wait(request, id, reply, &Router::result_answer, "result");
+}
+
+Response Router::remove(const std::string& id) {
+  switch (service_.remove(id)) {
+    case store::RemoveOutcome::removed: {
+      Response r;
+      r.status = 204;
+      r.content_type.clear();
+      return r;
+    }
+    case store::RemoveOutcome::not_terminal:
+      return error_response(400, "Cannot delete running job. Cancel it first.");
+    case store::RemoveOutcome::not_found:
+      return not_found_job(id);
+  }
+  return internal_error();
+}
+
+Response Router::cancel(const std::string& id) {
+  jobs::CancelOutcome out = service_.cancel(id);
+  switch (out.kind) {
+    case jobs::CancelOutcome::Kind::cancelled:
+      return json_response(200, status_json(out.job, retry_after(service_.options())));
+    case jobs::CancelOutcome::Kind::not_cancellable:
+      return error_response(
+          400, "Cannot cancel job with status: " + std::string(jobs::to_string(out.job.status)));
+    case jobs::CancelOutcome::Kind::not_found:
+      return not_found_job(id);
+  }
+  return internal_error();
+}
+
+Response Router::stream(const http::Request& request, const std::string& id) {
+  auto log = service_.events(id);
+  if (!log) return not_found_job(id);
+  Response r;
+  r.content_type = "text/event-stream";
+  r.headers.push_back({"Cache-Control", "no-cache"});
+  r.headers.push_back({"X-Accel-Buffering", "no"});
+  r.stream = std::make_shared<JobEventStream>(std::move(log),
+                                              parse_last_event_id(request.header("last-event-id")));
+  return r;
 }
 
 }  // namespace runq::api

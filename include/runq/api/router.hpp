@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace runq::api {
 
@@ -12,6 +13,7 @@ struct ApiOptions {
   // they are built from the request's Host header ("http://" + Host).
   std::optional<std::string> public_url;
   int max_wait_s = 60;  // largest ?wait= accepted
+  bool allow_private_webhooks = false;  // --allow-private-webhooks
 };
 
 // Maps each route of the API to JobService calls and renders the JSON answers.
@@ -22,6 +24,37 @@ class Router {
   void handle(http::Request&& request, http::Reply reply);
 
  private:
+  // The routes, one each. A route returns the answer to send now, or nullopt once it has
+  // handed `reply` on (taken it, leaving `reply` empty) to be answered later. `id` is
+  // the decoded, valid job id from the path.
+  std::optional<http::Response> submit(const http::Request& request, http::Reply& reply);
+  http::Response list(const http::Request& request);
+  std::optional<http::Response> get_status(const http::Request& request, const std::string& id,
+                                           http::Reply& reply);
+  http::Response remove(const std::string& id);
+  std::optional<http::Response> get_result(const http::Request& request, const std::string& id,
+                                           http::Reply& reply);
+  http::Response cancel(const std::string& id);
+  http::Response stream(const http::Request& request, const std::string& id);
+  http::Response health();
+  http::Response stats();
+
+  // What GET status / GET result answer with. `known` is the job's status view when the
+  // caller has just looked it up, else nullptr.
+  using Answer = http::Response (Router::*)(const std::string& id, const jobs::Job* known);
+  http::Response status_answer(const std::string& id, const jobs::Job* known);
+  http::Response result_answer(const std::string& id, const jobs::Job* known);
+
+  // `answer` now; or, when the request has ?wait=N and the job isn't terminal yet, hands
+  // `reply` on and answers once wait_terminal reports the job ended or the wait ran out.
+  // A bad ?wait= is a 422. `what` names the route in logs.
+  std::optional<http::Response> answer_or_wait(const http::Request& request,
+                                               const std::string& id, http::Reply& reply,
+                                               Answer answer, std::string_view what);
+
+  // Base of poll_url/stream_url/Location: public_url, else "http://" + Host.
+  std::string base_url(const http::Request& request) const;
+
   jobs::JobService& service_;
   ApiOptions options_;
 };
