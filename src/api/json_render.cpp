@@ -1,4 +1,5 @@
 #include "runq/api/json_render.hpp"
+#include "runq/util/json_text.hpp"
 
 #include "runq/util/time.hpp"
 
@@ -72,6 +73,7 @@ Json result_json(const jobs::Job& job) {
   j["started_at"] = timestamp_or_null(job.started_at_us);
   j["completed_at"] = timestamp_or_null(job.completed_at_us);
   j["error"] = nullptr;
+  j["metrics"] = job.metrics;  // what the agent measured (token usage), null if nothing
   return j;
 }
 
@@ -123,6 +125,6 @@ Json error_json(std::string_view detail) {
 
 std::string error_body(std::string_view detail) { return dump(error_json(detail)); }
 
-std::string dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
+std::string dump(const Json& j) { return util::json_text(j); }
 
 }  // namespace runq::api

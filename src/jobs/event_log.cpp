@@ -1,4 +1,5 @@
 #include "runq/jobs/event_log.hpp"
+#include "runq/util/json_text.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -71,7 +72,7 @@ std::string EventLog::to_json_closed_with(const std::string& type,
     std::int64_t id = events_.empty() ? 1 : events_.back().id + 1;
     arr.push_back({{"id", id}, {"event", type}, {"data", data}});
   }
-  return arr.dump();
+  return util::json_text(arr);
 }
 
 std::shared_ptr<EventLog> EventLog::closed_from_json(const std::string& json) {

@@ -8,6 +8,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -31,8 +32,10 @@ void overlay(Job& job, const RunningJob& rj) {
 }  // namespace
 
 struct JobService::State {
-  State(store::Store& store, agents::Agent& agent, int workers)
-      : live(store, timers), scheduler(store, agent, live, timers, workers) {}
+  State(store::Store& store, agents::Agent& agent, const ServiceOptions& o)
+      : live(store, timers, o.on_job_end),
+        scheduler(store, agent, live, timers,
+                  SchedulerOptions{o.max_concurrent, o.retry_base_delay, o.retry_max_delay}) {}
 
   TimerQueue timers;
   LiveJobs live;
@@ -54,7 +57,7 @@ struct JobService::State {
 JobService::JobService(store::Store& store, agents::Agent& agent, ServiceOptions options)
     : store_(store),
       options_(options),
-      state_(std::make_unique<State>(store, agent, options.max_concurrent)) {}
+      state_(std::make_unique<State>(store, agent, options)) {}
 
 JobService::~JobService() { stop(); }
 
@@ -86,6 +89,7 @@ void JobService::submit(Job job, std::function<void(SubmitOutcome)> done) {
   job.status = JobStatus::queued;
   job.created_at_us = util::now_us();
   if (job.timeout_s <= 0) job.timeout_s = options_.default_timeout_s;
+  job.max_retries = std::clamp(job.max_retries, 0, options_.max_retries_cap);
   {
     std::lock_guard lock(state_->mu);
     if (!state_->stopping) {

@@ -1,4 +1,5 @@
 #include "live_jobs.hpp"
+#include "runq/util/json_text.hpp"
 
 #include "runq/util/time.hpp"
 
@@ -13,24 +14,23 @@ using nlohmann::json;
 
 namespace {
 std::string status_event(const std::string& id, JobStatus s) {
-  return json{{"status", to_string(s)}, {"job_id", id}}.dump();
+  return util::json_text(json{{"status", to_string(s)}, {"job_id", id}});
 }
 std::string progress_event(double percentage, const std::optional<std::string>& step) {
-  return json{{"percentage", percentage}, {"step", step ? json(*step) : json(nullptr)}}
-      .dump();
+  return util::json_text(json{{"percentage", percentage}, {"step", step ? json(*step) : json(nullptr)}});
 }
 }  // namespace
 
 Ending ending_succeeded(const std::string& result) {
   return {JobStatus::succeeded, result, std::nullopt, "result",
-          json{{"result", result}}.dump()};
+          util::json_text(json{{"result", result}})};
 }
 Ending ending_failed(const std::string& error) {
-  return {JobStatus::failed, std::nullopt, error, "error", json{{"error", error}}.dump()};
+  return {JobStatus::failed, std::nullopt, error, "error", util::json_text(json{{"error", error}})};
 }
 Ending ending_cancelled(const std::optional<std::string>& reason) {
   return {JobStatus::cancelled, std::nullopt, reason, "cancelled",
-          json{{"message", "Job was cancelled"}}.dump()};
+          util::json_text(json{{"message", "Job was cancelled"}})};
 }
 
 std::shared_ptr<EventLog> synthesize_events(const Job& job) {
@@ -55,8 +55,9 @@ struct LiveJobs::Waiter {
   }
 };
 
-LiveJobs::LiveJobs(store::Store& store, TimerQueue& timers)
-    : store_(store), timers_(timers) {}
+LiveJobs::LiveJobs(store::Store& store, TimerQueue& timers,
+                   std::function<void(const std::string& id)> on_end)
+    : store_(store), timers_(timers), on_end_(std::move(on_end)) {}
 
 std::shared_ptr<EventLog> LiveJobs::log_locked(const std::string& id) {
   auto& log = logs_[id];
@@ -113,7 +114,15 @@ void LiveJobs::progress(RunningJob& rj, double percentage, std::optional<std::st
 void LiveJobs::output(RunningJob& rj, std::string_view delta) {
   std::lock_guard lock(rj.mu);
   if (rj.finalized) return;
-  rj.log->append("output", json{{"delta", delta}}.dump());
+  rj.log->append("output", util::json_text(json{{"delta", delta}}));
+}
+
+void LiveJobs::retrying(RunningJob& rj, const std::string& error,
+                        std::chrono::milliseconds delay) {
+  rj.log->append("status", util::json_text(json{{"status", "queued"},
+                                 {"job_id", rj.view.id},
+                                 {"error", error},
+                                 {"retry_in", static_cast<double>(delay.count()) / 1000.0}}));
 }
 
 bool LiveJobs::finalize(RunningJob& rj, const Ending& ending) {
@@ -129,6 +138,7 @@ bool LiveJobs::finalize(RunningJob& rj, const Ending& ending) {
       final_job.progress.percentage = 100.0;
       rj.log->append("progress", progress_event(100.0, std::string("Completed")));
     }
+    final_job.metrics = rj.view.metrics;
     final_job.events_json = rj.log->to_json_closed_with(ending.event_type, ending.event_data);
     // Store first: once a client can see the terminal event, /result must agree.
     if (!store_.finish(final_job))
@@ -136,12 +146,14 @@ bool LiveJobs::finalize(RunningJob& rj, const Ending& ending) {
                    final_job.id);
     rj.finalized = true;
     final_job.result.reset();  // the view carries no payload
+    final_job.metrics = nullptr;
     final_job.events_json.clear();
     rj.view = std::move(final_job);
     rj.log->close_with(ending.event_type, ending.event_data);
   }
   drop_log(rj.view.id);
   notify_waiters(rj.view.id);
+  if (on_end_) on_end_(rj.view.id);
   return true;
 }
 
@@ -157,6 +169,7 @@ void LiveJobs::queued_job_cancelled(const std::string& id, const Ending& ending)
   }
   if (log) log->close_with(ending.event_type, ending.event_data);
   notify_waiters(id);
+  if (on_end_) on_end_(id);
 }
 
 std::shared_ptr<EventLog> LiveJobs::log_for_stream(const std::string& id) {

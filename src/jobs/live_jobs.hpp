@@ -45,7 +45,9 @@ std::shared_ptr<EventLog> synthesize_events(const Job& job);
 
 class LiveJobs {
  public:
-  LiveJobs(store::Store& store, TimerQueue& timers);
+  // on_end is called (on the ending thread) after each job's terminal state is stored.
+  LiveJobs(store::Store& store, TimerQueue& timers,
+           std::function<void(const std::string& id)> on_end);
 
   // A worker claimed `job`: track it and announce `running` on its event log.
   std::shared_ptr<RunningJob> add_running(const Job& job);
@@ -58,6 +60,10 @@ class LiveJobs {
   void progress(RunningJob& rj, double percentage, std::optional<std::string> step,
                 int steps_completed, std::optional<int> steps_total);
   void output(RunningJob& rj, std::string_view delta);
+
+  // A failed attempt goes back to the queue for a retry (the store says so already):
+  // announce it on the event log; the worker then removes the job from the running ones.
+  void retrying(RunningJob& rj, const std::string& error, std::chrono::milliseconds delay);
 
   // Writes the job's terminal state to the store, then to the view and the event log,
   // then wakes waiters. Only the first call for a job does anything; returns whether
@@ -84,6 +90,7 @@ class LiveJobs {
 
   store::Store& store_;
   TimerQueue& timers_;
+  std::function<void(const std::string& id)> on_end_;
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<RunningJob>> running_;
   std::unordered_map<std::string, std::shared_ptr<EventLog>> logs_;

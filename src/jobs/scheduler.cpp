@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 
 namespace runq::jobs {
@@ -34,13 +35,18 @@ class Sink : public agents::ProgressSink {
 }  // namespace
 
 Scheduler::Scheduler(store::Store& store, agents::Agent& agent, LiveJobs& live,
-                     TimerQueue& timers, int workers)
-    : store_(store), agent_(agent), live_(live), timers_(timers), worker_count_(workers) {}
+                     TimerQueue& timers, SchedulerOptions options)
+    : store_(store),
+      agent_(agent),
+      live_(live),
+      timers_(timers),
+      options_(options),
+      rng_(std::random_device{}()) {}
 
 Scheduler::~Scheduler() { stop(); }
 
 void Scheduler::start() {
-  for (int i = 0; i < worker_count_; ++i) workers_.emplace_back([this] { worker_loop(); });
+  for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { worker_loop(); });
 }
 
 void Scheduler::stop() {
@@ -60,7 +66,7 @@ void Scheduler::wake(int n) {
     std::lock_guard lock(mu_);
     ++generation_;
   }
-  if (n >= worker_count_)
+  if (n >= options_.workers)
     cv_.notify_all();
   else
     for (int i = 0; i < n; ++i) cv_.notify_one();
@@ -123,6 +129,11 @@ void Scheduler::run_job(Job job) {
     rj->view.run_id = result.run_id;
   }
 
+  if (result.ok) {
+    std::lock_guard lock(rj->mu);
+    rj->view.metrics = result.metrics;
+  }
+
   std::optional<Ending> ending;
   switch (rj->token.reason()) {
     case StopReason::cancelled:  // the cancel request has recorded it already
@@ -138,6 +149,10 @@ void Scheduler::run_job(Job job) {
       ending = result.ok ? ending_succeeded(result.output) : ending_failed(result.error);
       break;
   }
+  if (ending && ending->status == JobStatus::failed && job.attempts <= job.max_retries &&
+      retry_later(*rj, job, *ending->error)) {
+    ending.reset();
+  }
   for (int i = 0; ending && i < kFinishAttempts; ++i) {
     try {
       live_.finalize(*rj, *ending);
@@ -151,6 +166,36 @@ void Scheduler::run_job(Job job) {
   }
   live_.remove(job.id);
   running_.fetch_sub(1);
+}
+
+// A failed attempt of a job with retries left goes back to the queue after an
+// exponential backoff with jitter. False if it could not (then the failure stands).
+bool Scheduler::retry_later(RunningJob& rj, const Job& job, const std::string& error) {
+  auto base = options_.retry_base_delay;
+  auto delay = base * (std::int64_t{1} << std::min(job.attempts - 1, 20));
+  delay = std::min<std::chrono::milliseconds>(delay, options_.retry_max_delay);
+  std::uniform_real_distribution<double> jitter(0.5, 1.0);
+  {
+    std::lock_guard lock(mu_);
+    delay = std::chrono::milliseconds(
+        static_cast<std::int64_t>(static_cast<double>(delay.count()) * jitter(rng_)));
+  }
+  std::int64_t not_before = util::now_us() + delay.count() * 1000;
+  {
+    std::lock_guard lock(rj.mu);
+    if (rj.finalized) return false;  // cancelled meanwhile
+    try {
+      if (!store_.requeue_for_retry(job.id, not_before)) return false;
+    } catch (const std::exception& e) {
+      spdlog::error("job {}: could not re-queue it for a retry: {}", job.id, e.what());
+      return false;
+    }
+    live_.retrying(rj, error, delay);
+  }
+  spdlog::info("job {}: attempt {} of {} failed ({}); retrying in {} ms", job.id,
+               job.attempts, job.max_retries + 1, error, delay.count());
+  timers_.schedule(delay, [this] { wake(1); });
+  return true;
 }
 
 }  // namespace runq::jobs

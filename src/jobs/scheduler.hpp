@@ -10,15 +10,22 @@
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <random>
 #include <thread>
 #include <vector>
 
 namespace runq::jobs {
 
+struct SchedulerOptions {
+  int workers = 10;
+  std::chrono::milliseconds retry_base_delay{1000};  // first retry after about this
+  std::chrono::milliseconds retry_max_delay{300'000};
+};
+
 class Scheduler {
  public:
   Scheduler(store::Store& store, agents::Agent& agent, LiveJobs& live, TimerQueue& timers,
-            int workers);
+            SchedulerOptions options);
   ~Scheduler();
 
   void start();
@@ -33,17 +40,19 @@ class Scheduler {
  private:
   void worker_loop();
   void run_job(Job job);
+  bool retry_later(RunningJob& rj, const Job& job, const std::string& error);
 
   store::Store& store_;
   agents::Agent& agent_;
   LiveJobs& live_;
   TimerQueue& timers_;
-  int worker_count_;
+  SchedulerOptions options_;
 
   std::mutex mu_;
   std::condition_variable cv_;
   std::uint64_t generation_ = 0;  // bumped by wake(): "there may be new work"
   bool stopping_ = false;
+  std::mt19937_64 rng_;  // retry jitter (guarded by mu_)
   std::atomic<int> running_{0};
   std::vector<std::thread> workers_;
 };

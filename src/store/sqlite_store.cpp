@@ -10,6 +10,7 @@
 // Every connection keeps its prepared statements (Db::cached), so the hot paths
 // (get_status, claim_next, finish) only bind and step.
 #include "runq/store/sqlite_store.hpp"
+#include "runq/util/json_text.hpp"
 
 #include "runq/util/time.hpp"
 #include "sqlite_db.hpp"
@@ -71,7 +72,15 @@ CREATE TABLE IF NOT EXISTS jobs (
   prompt          TEXT    NOT NULL,
   agent_yaml      TEXT,
   result          TEXT,
-  events_json     TEXT    NOT NULL DEFAULT ''
+  events_json     TEXT    NOT NULL DEFAULT '',
+  metrics         TEXT,
+  -- a failed job waiting to be retried is not claimed before this time
+  not_before      INTEGER NOT NULL DEFAULT 0,
+  -- webhook delivery: 0 none, 1 pending, 2 delivered, 3 given up; set to pending in
+  -- the same write as the terminal state, so no ending can lose its webhook
+  webhook_state    INTEGER NOT NULL DEFAULT 0,
+  webhook_attempts INTEGER NOT NULL DEFAULT 0,
+  webhook_next_at  INTEGER
 );
 -- claim_next: only queued rows, in claim order; the first entry is the next job.
 -- (Partial: finished jobs never enter it, so it stays small and hot.)
@@ -84,6 +93,7 @@ CREATE INDEX IF NOT EXISTS jobs_session ON jobs (session_id, created_at)
   WHERE session_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, status, created_at);
 CREATE INDEX IF NOT EXISTS jobs_owner_created ON jobs (owner, created_at);
+CREATE INDEX IF NOT EXISTS jobs_webhooks ON jobs (webhook_next_at) WHERE webhook_state = 1;
 CREATE TABLE IF NOT EXISTS idempotency_keys (
   key          TEXT PRIMARY KEY,
   job_id       TEXT NOT NULL,
@@ -98,7 +108,7 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
   "started_at, completed_at, agent_id, run_id, session_id, error, attempts, agent_file, " \
   "recipe_name, recipe_config, config, framework, webhook_url, timeout_s, priority, "     \
   "metadata, max_retries, owner, idempotency_key, request_hash"
-#define RUNQ_COLS_HEAVY "prompt, agent_yaml, result, events_json"
+#define RUNQ_COLS_HEAVY "prompt, agent_yaml, result, events_json, metrics"
 #define RUNQ_ROW_STATUS "seq, " RUNQ_COLS_STATUS
 #define RUNQ_ROW_WHOLE "seq, " RUNQ_COLS_STATUS ", " RUNQ_COLS_HEAVY
 
@@ -109,7 +119,7 @@ enum Col : int {
   c_webhook_url, c_timeout_s, c_priority, c_metadata, c_max_retries, c_owner,
   c_idempotency_key, c_request_hash,
   // heavy columns, only in whole rows
-  c_prompt, c_agent_yaml, c_result, c_events_json,
+  c_prompt, c_agent_yaml, c_result, c_events_json, c_metrics,
   c_count
 };
 
@@ -119,7 +129,8 @@ enum Sql : std::size_t {
   s_get_whole, s_get_status,
   s_insert_job, s_find_key, s_insert_key, s_delete_key, s_delete_key_of_job,
   s_claim, s_finish, s_cancel, s_remove_lookup, s_delete_job,
-  s_count_all, s_count_owner, s_requeue,
+  s_count_all, s_count_owner, s_requeue, s_retry,
+  s_due_webhooks, s_webhook_attempted, s_next_webhook,
   s_list_base,                      // + filter mask (8 variants)
   s_count_base = s_list_base + 8,   // + filter mask (8 variants)
 };
@@ -129,7 +140,7 @@ constexpr const char* kGetStatus = "SELECT " RUNQ_ROW_STATUS " FROM jobs WHERE i
 constexpr const char* kInsertJob =
     "INSERT INTO jobs (" RUNQ_COLS_STATUS ", " RUNQ_COLS_HEAVY ") VALUES (?1, ?2, ?3, ?4, "
     "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, "
-    "?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)";
+    "?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)";
 // The subquery reads the first entry of jobs_claim: O(log n) whatever the number of
 // jobs. INDEXED BY is needed: left alone, the planner prefers jobs_status (status = ?)
 // and then sorts every queued job (75 ms instead of 20 us with 10^5 queued of 10^6).
@@ -138,15 +149,23 @@ constexpr const char* kInsertJob =
 constexpr const char* kClaim =
     "UPDATE jobs SET status = 'running', started_at = ?1, attempts = attempts + 1 "
     "WHERE seq = (SELECT seq FROM jobs INDEXED BY jobs_claim WHERE status = 'queued' "
-    "ORDER BY priority DESC, seq LIMIT 1) RETURNING " RUNQ_ROW_WHOLE;
+    "AND not_before <= ?1 ORDER BY priority DESC, seq LIMIT 1) RETURNING " RUNQ_ROW_WHOLE;
+// A job that ends with a webhook_url has its webhook due at once.
+#define WEBHOOK_DUE(now)                                                    \
+  "webhook_state = CASE WHEN webhook_url IS NULL THEN 0 ELSE 1 END, "      \
+  "webhook_next_at = CASE WHEN webhook_url IS NULL THEN NULL ELSE " now " END"
 constexpr const char* kFinish =
     "UPDATE jobs SET status = ?2, result = ?3, error = ?4, progress_pct = ?5, "
     "progress_step = ?6, steps_completed = ?7, steps_total = ?8, completed_at = ?9, "
-    "events_json = ?10, run_id = ?11, agent_id = ?12 "
-    "WHERE id = ?1 AND status IN ('queued', 'running')";
+    "events_json = ?10, run_id = ?11, agent_id = ?12, metrics = ?13, " WEBHOOK_DUE("?9")
+    " WHERE id = ?1 AND status IN ('queued', 'running')";
 constexpr const char* kCancel =
-    "UPDATE jobs SET status = 'cancelled', completed_at = ?2, error = ?3 "
-    "WHERE id = ?1 AND status = 'queued'";
+    "UPDATE jobs SET status = 'cancelled', completed_at = ?2, error = ?3, " WEBHOOK_DUE("?2")
+    " WHERE id = ?1 AND status = 'queued'";
+constexpr const char* kRetry =
+    "UPDATE jobs SET status = 'queued', not_before = ?2, error = NULL, progress_pct = 0, "
+    "progress_step = NULL, steps_completed = 0, steps_total = NULL "
+    "WHERE id = ?1 AND status = 'running'";
 
 // List filters, as bits of a mask; parameters ?1 status, ?2 session_id, ?3 owner,
 // ?4 limit, ?5 offset.
@@ -221,6 +240,7 @@ Job read_job(const Use& u, bool whole) {
     j.agent_yaml = u.opt_text(c_agent_yaml);
     j.result = u.opt_text(c_result);
     j.events_json = u.text(c_events_json);
+    if (auto m = u.opt_text(c_metrics)) j.metrics = nlohmann::json::parse(*m);
   }
   return j;
 }
@@ -376,6 +396,8 @@ class SqliteStore final : public Store {
         .bind(10, job.events_json)
         .bind(11, job.run_id)
         .bind(12, job.agent_id)
+        .bind(13, job.metrics.is_null() ? std::optional<std::string>()
+                                        : std::optional<std::string>(util::json_text(job.metrics)))
         .run();
     return db.changes() == 1;
   }
@@ -473,6 +495,49 @@ class SqliteStore final : public Store {
     return static_cast<int>(db.changes());
   }
 
+  bool requeue_for_retry(const std::string& id, std::int64_t not_before_us) override {
+    std::lock_guard lock(writer_->mu);
+    Db& db = writer_->db;
+    Use(db.cached(s_retry, kRetry)).bind(1, id).bind(2, not_before_us).run();
+    return db.changes() == 1;
+  }
+
+  std::vector<WebhookDelivery> due_webhooks(std::int64_t now_us, int limit) override {
+    return read([&](Db& db) {
+      std::vector<WebhookDelivery> out;
+      Use u(db.cached(s_due_webhooks,
+                      "SELECT " RUNQ_ROW_WHOLE ", webhook_attempts FROM jobs "
+                      "INDEXED BY jobs_webhooks WHERE webhook_state = 1 AND "
+                      "webhook_next_at <= ?1 ORDER BY webhook_next_at LIMIT ?2"));
+      u.bind(1, now_us).bind(2, std::int64_t{limit});
+      while (u.step()) out.push_back({read_job(u, true), u.i32(c_count)});
+      return out;
+    });
+  }
+
+  void webhook_attempted(const std::string& id, bool delivered,
+                         std::optional<std::int64_t> next_at_us) override {
+    const int state = delivered ? 2 : next_at_us ? 1 : 3;
+    std::lock_guard lock(writer_->mu);
+    Use(writer_->db.cached(s_webhook_attempted,
+                           "UPDATE jobs SET webhook_state = ?2, webhook_attempts = "
+                           "webhook_attempts + 1, webhook_next_at = ?3 WHERE id = ?1"))
+        .bind(1, id)
+        .bind(2, state)
+        .bind(3, delivered ? std::nullopt : next_at_us)
+        .run();
+  }
+
+  std::optional<std::int64_t> next_webhook_at() override {
+    return read([&](Db& db) -> std::optional<std::int64_t> {
+      Use u(db.cached(s_next_webhook,
+                      "SELECT MIN(webhook_next_at) FROM jobs INDEXED BY jobs_webhooks "
+                      "WHERE webhook_state = 1"));
+      if (!u.step()) return std::nullopt;
+      return u.opt_i64(0);
+    });
+  }
+
  private:
   // Creates or upgrades the schema to kSchemaVersion.
   static void migrate(Db& db) {
@@ -550,9 +615,9 @@ class SqliteStore final : public Store {
   }
 
   static void insert_row(Db& db, const Job& j) {
-    const std::string recipe_config = j.recipe_config.dump();
-    const std::string config = j.config.dump();
-    const std::string metadata = j.metadata.dump();
+    const std::string recipe_config = util::json_text(j.recipe_config);
+    const std::string config = util::json_text(j.config);
+    const std::string metadata = util::json_text(j.metadata);
     Use(db.cached(s_insert_job, kInsertJob))
         .bind(c_id, j.id)
         .bind(c_status, jobs::to_string(j.status))
@@ -585,6 +650,8 @@ class SqliteStore final : public Store {
         .bind(c_agent_yaml, j.agent_yaml)
         .bind(c_result, j.result)
         .bind(c_events_json, j.events_json)
+        .bind(c_metrics, j.metrics.is_null() ? std::optional<std::string>()
+                                             : std::optional<std::string>(util::json_text(j.metrics)))
         .run();
   }
 

@@ -216,3 +216,156 @@ TEST_F(JobServiceTest, StopRefusesSubmits) {
   EXPECT_EQ(out.kind, SubmitOutcome::Kind::shutting_down);
   EXPECT_TRUE(service_->health().shutdown);
 }
+
+namespace {
+// Fails the first `failures` attempts of every job, then echoes the prompt.
+struct FlakyAgent : agents::Agent {
+  int failures = 0;
+  std::string id() const override { return "flaky"; }
+  agents::AgentResult run(const jobs::Job& job, jobs::CancelToken&,
+                          agents::ProgressSink&) override {
+    if (job.attempts <= failures)
+      return {false, {}, "flake #" + std::to_string(job.attempts), {}, nullptr};
+    return {true, job.prompt, {}, {}, {{"usage", {{"total_tokens", 3}}}}};
+  }
+};
+
+class RetryTest : public ::testing::Test {
+ protected:
+  void start(int failures, int cap = 10) {
+    agent_.failures = failures;
+    store_ = store::open_sqlite_store(":memory:");
+    jobs::ServiceOptions opts;
+    opts.max_concurrent = 1;
+    opts.max_retries_cap = cap;
+    opts.retry_base_delay = 50ms;
+    service_ = std::make_unique<jobs::JobService>(*store_, agent_, opts);
+    service_->start();
+  }
+  void TearDown() override { service_->stop(); }
+  std::string submit(int max_retries) {
+    jobs::Job j;
+    j.prompt = "again";
+    j.max_retries = max_retries;
+    std::promise<SubmitOutcome> p;
+    service_->submit(std::move(j), [&p](SubmitOutcome o) { p.set_value(std::move(o)); });
+    return p.get_future().get().job.id;
+  }
+  jobs::Job wait_terminal(const std::string& id) {
+    std::promise<void> p;
+    service_->wait_terminal(id, 10s, [&p] { p.set_value(); });
+    p.get_future().wait();
+    return *service_->get(id);
+  }
+  FlakyAgent agent_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<jobs::JobService> service_;
+};
+}  // namespace
+
+TEST_F(RetryTest, FailedAttemptsAreRetriedUntilOneSucceeds) {
+  start(2);
+  auto t0 = std::chrono::steady_clock::now();
+  auto job = wait_terminal(submit(3));
+  EXPECT_EQ(job.status, JobStatus::succeeded);
+  EXPECT_EQ(job.attempts, 3);
+  EXPECT_EQ(job.result, "again");
+  EXPECT_EQ(job.metrics["usage"]["total_tokens"], 3);
+  EXPECT_FALSE(job.error.has_value());
+  // Backoff: ~50 ms then ~100 ms, each with jitter down to half.
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 70ms);
+}
+
+TEST_F(RetryTest, GivesUpAfterMaxRetriesWithTheLastError) {
+  start(100);
+  auto job = wait_terminal(submit(2));
+  EXPECT_EQ(job.status, JobStatus::failed);
+  EXPECT_EQ(job.attempts, 3);
+  EXPECT_EQ(job.error, "flake #3");
+}
+
+TEST_F(RetryTest, NoRetriesByDefault) {
+  start(1);
+  auto job = wait_terminal(submit(0));
+  EXPECT_EQ(job.status, JobStatus::failed);
+  EXPECT_EQ(job.attempts, 1);
+}
+
+TEST_F(RetryTest, TheServerCapsMaxRetries) {
+  start(100, /*cap=*/1);
+  auto job = wait_terminal(submit(5));
+  EXPECT_EQ(job.status, JobStatus::failed);
+  EXPECT_EQ(job.attempts, 2);
+}
+
+TEST_F(RetryTest, EventsShowEachAttemptAndEndOnce) {
+  start(1);
+  auto id = submit(1);
+  auto job = wait_terminal(id);
+  ASSERT_EQ(job.status, JobStatus::succeeded);
+  bool closed = false;
+  auto events = service_->events(id)->since(0, &closed);
+  ASSERT_TRUE(closed);
+  std::vector<std::string> statuses;
+  for (auto& e : events)
+    if (e.type == "status") statuses.push_back(nlohmann::json::parse(e.data)["status"]);
+  EXPECT_EQ(statuses, (std::vector<std::string>{"queued", "running", "queued", "running"}));
+  EXPECT_EQ(events.back().type, "result");
+}
+
+TEST_F(RetryTest, CancelWhileWaitingForARetry) {
+  start(100);
+  auto id = submit(5);
+  // After the first failure it waits ~25-50 ms, then ~50-100 ms, ...: cancel in between.
+  for (int i = 0; i < 500; ++i) {
+    auto s = service_->status(id);
+    if (s && s->attempts >= 1 && s->status == JobStatus::queued) break;
+    std::this_thread::sleep_for(1ms);
+  }
+  auto c = service_->cancel(id);
+  EXPECT_EQ(c.kind, jobs::CancelOutcome::Kind::cancelled);
+  std::this_thread::sleep_for(300ms);
+  auto job = service_->get(id);
+  EXPECT_EQ(job->status, JobStatus::cancelled);
+  bool closed = false;
+  auto events = service_->events(id)->since(0, &closed);
+  EXPECT_TRUE(closed);
+  EXPECT_EQ(events.back().type, "cancelled");
+}
+
+namespace {
+// Answers with bytes that are not UTF-8, as a careless program or model might.
+struct RawBytesAgent : agents::Agent {
+  std::string id() const override { return "raw"; }
+  agents::AgentResult run(const jobs::Job&, jobs::CancelToken&,
+                          agents::ProgressSink& sink) override {
+    sink.output("\xff\xfe partial");
+    sink.progress(50.0, std::string("half \xc3"), 1, 2);
+    return {true, "ok \xff end", {}, {}, {{"note", "\xfe"}}};
+  }
+};
+}  // namespace
+
+TEST(JobServiceBytes, OutputThatIsNotUtf8NeverTakesTheServiceDown) {
+  RawBytesAgent agent;
+  auto store = store::open_sqlite_store(":memory:");
+  jobs::JobService service(*store, agent, jobs::ServiceOptions{});
+  service.start();
+  jobs::Job j;
+  j.prompt = "p";
+  std::promise<SubmitOutcome> p;
+  service.submit(std::move(j), [&p](SubmitOutcome o) { p.set_value(std::move(o)); });
+  auto id = p.get_future().get().job.id;
+  std::promise<void> done;
+  service.wait_terminal(id, 10s, [&done] { done.set_value(); });
+  done.get_future().wait();
+  auto job = service.get(id);
+  ASSERT_TRUE(job);
+  EXPECT_EQ(job->status, JobStatus::succeeded);
+  EXPECT_EQ(job->result, "ok \xff end") << "the result is kept as the agent gave it";
+  bool closed = false;
+  for (const auto& e : service.events(id)->since(0, &closed))
+    EXPECT_TRUE(nlohmann::json::accept(e.data)) << e.type;
+  EXPECT_TRUE(closed);
+  service.stop();
+}

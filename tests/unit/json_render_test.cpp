@@ -130,7 +130,10 @@ TEST(JsonRender, ResultObject) {
   for (auto it = r.begin(); it != r.end(); ++it) order.push_back(it.key());
   EXPECT_EQ(order, (std::vector<std::string>{"job_id", "status", "result", "duration_seconds",
                                              "created_at", "started_at", "completed_at",
-                                             "error"}));
+                                             "error", "metrics"}));
+  EXPECT_TRUE(r["metrics"].is_null()) << "no metrics from the agent";
+  j.metrics = {{"usage", {{"total_tokens", 12}}}};
+  EXPECT_EQ(api::result_json(j)["metrics"]["usage"]["total_tokens"], 12);
   EXPECT_EQ(r["status"], "succeeded");
   EXPECT_EQ(r["result"], "line\n\"two\" \xc3\xa9");
   EXPECT_TRUE(r["error"].is_null());

@@ -25,6 +25,7 @@ struct AgentResult {
   std::string output;                 // the result when ok
   std::string error;                  // why it failed when !ok
   std::optional<std::string> run_id;  // the agent's own id for this run, if any
+  nlohmann::json metrics;             // e.g. {"usage": {...tokens}}; null if none
 };
 
 // What a job runs. run() is called on a worker thread and must return promptly once

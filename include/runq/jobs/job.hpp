@@ -38,6 +38,7 @@ struct Job {
   std::optional<std::string> session_id;
   std::optional<std::string> error;
   std::optional<std::string> result;  // set only when succeeded
+  nlohmann::json metrics;             // agent's metrics (e.g. token usage); null if none
   int attempts = 0;                   // how many times it has started running
 
   // the request

@@ -20,6 +20,11 @@ struct ServiceOptions {
   int retry_after_queued_s = 2;   // `retry_after` while queued
   int retry_after_running_s = 5;  // `retry_after` while running
   int max_batch = 512;            // most submits committed in one transaction
+  int max_retries_cap = 10;       // a job's max_retries is cut to this
+  std::chrono::milliseconds retry_base_delay{1000};  // backoff of the first retry
+  std::chrono::milliseconds retry_max_delay{300'000};
+  // Called after a job's terminal state is stored (e.g. to deliver its webhook soon).
+  std::function<void(const std::string& job_id)> on_job_end;
 };
 
 struct SubmitOutcome {

@@ -38,6 +38,12 @@ using StatusCounts = std::array<std::int64_t, 5>;
 
 enum class RemoveOutcome { removed, not_found, not_terminal };
 
+// A finished job whose webhook is due, and how many deliveries were tried before.
+struct WebhookDelivery {
+  Job job;  // whole
+  int attempts = 0;
+};
+
 // The durable home of every job. Every method is thread-safe and synchronous; each
 // write is one transaction that is committed (durable) when the call returns.
 // Claiming work is a store operation so that several nodes can share one database.
@@ -67,11 +73,13 @@ class Store {
   virtual std::optional<Job> claim_next(std::int64_t now_us) = 0;
 
   // Writes a terminal state (status, result, error, progress, completed_at, events_json,
-  // run_id, agent_id) if the stored job is not terminal yet. False if it already was
-  // (or is gone): terminal states never change.
+  // run_id, agent_id, metrics) if the stored job is not terminal yet. False if it
+  // already was (or is gone): terminal states never change. A job with a webhook_url
+  // has its webhook due from then on (in the same write).
   virtual bool finish(const Job& job) = 0;
 
-  // queued -> cancelled with `reason` as error. False if the job was not queued.
+  // queued -> cancelled with `reason` as error (webhook due as for finish). False if the
+  // job was not queued.
   virtual bool cancel_queued(const std::string& id, std::int64_t now_us,
                              const std::optional<std::string>& reason) = 0;
 
@@ -85,6 +93,19 @@ class Store {
   // On start-up of a single node: jobs left `running` by a dead process go back to
   // `queued` (keeping their attempts). Returns how many.
   virtual int requeue_running() = 0;
+
+  // A failed attempt will be retried: running -> queued, not claimed before
+  // not_before_us; attempts kept, error and progress cleared. False if not running.
+  virtual bool requeue_for_retry(const std::string& id, std::int64_t not_before_us) = 0;
+
+  // Finished jobs whose webhook is due at now_us, earliest first, at most `limit`.
+  virtual std::vector<WebhookDelivery> due_webhooks(std::int64_t now_us, int limit) = 0;
+  // Records one delivery attempt: delivered; or failed, to be tried again at next_at_us
+  // (nullopt: given up).
+  virtual void webhook_attempted(const std::string& id, bool delivered,
+                                 std::optional<std::int64_t> next_at_us) = 0;
+  // When the earliest pending webhook is due, or nullopt if none is pending.
+  virtual std::optional<std::int64_t> next_webhook_at() = 0;
 };
 
 }  // namespace runq::store
