@@ -1,0 +1,3 @@
+#!/bin/sh
+# Echo agent for runq's command agent tests: the prompt (stdin) is the result (stdout).
+exec cat
