@@ -1,6 +1,8 @@
 #include "runq/api/validation.hpp"
+#include "runq/util/json_text.hpp"
 
 #include "runq/util/ids.hpp"
+#include "runq/webhooks/url_policy.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -432,7 +434,7 @@ void ValidationErrors::add(std::string_view type, Json loc, std::string msg, Jso
 std::string validation_error_body(const ValidationErrors& errors) {
   Json body = Json::object();
   body["detail"] = errors.detail;
-  return body.dump(-1, ' ', false, Json::error_handler_t::replace);
+  return util::json_text(body);
 }
 
 bool is_valid_utf8(std::string_view s) {
@@ -532,12 +534,18 @@ std::variant<jobs::Job, ValidationErrors> parse_submit(std::string_view body,
   c.optional_object("config", job.config);
   c.optional_string("framework", job.framework);  // absent: "praisonai"; null: null
 
-  if (c.optional_string("webhook_url", job.webhook_url) && job.webhook_url &&
-      !is_http_url(*job.webhook_url)) {
-    errors.add("value_error", body_loc("webhook_url"),
-               "Value error, webhook_url must be an absolute http:// or https:// URL",
-               Json(*job.webhook_url));
-    job.webhook_url.reset();
+  if (c.optional_string("webhook_url", job.webhook_url) && job.webhook_url) {
+    if (!is_http_url(*job.webhook_url)) {
+      errors.add("value_error", body_loc("webhook_url"),
+                 "Value error, webhook_url must be an absolute http:// or https:// URL",
+                 Json(*job.webhook_url));
+      job.webhook_url.reset();
+    } else if (auto reason =
+                   webhooks::refuse_url(*job.webhook_url, limits.allow_private_webhooks)) {
+      errors.add("value_error", body_loc("webhook_url"), "Value error, " + *reason,
+                 Json(*job.webhook_url));
+      job.webhook_url.reset();
+    }
   }
 
   long long timeout = 0;
@@ -661,7 +669,7 @@ std::variant<jobs::Job, ValidationErrors> parse_submit(std::string_view body,
   canon["priority"] = job.priority;
   canon["metadata"] = job.metadata;
   canon["max_retries"] = job.max_retries;
-  job.request_hash = util::sha256_hex(canon.dump(-1, ' ', false, json::error_handler_t::replace));
+  job.request_hash = util::sha256_hex(util::json_text(canon));
 
   return job;
 }

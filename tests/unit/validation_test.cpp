@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
 
 using namespace runq;
 using api::Json;
@@ -78,7 +79,7 @@ TEST(Validation, EveryFieldIsTaken) {
                         {"recipe_config", {{"x", {1, 2}}}},
                         {"config", {{"k", "v"}}},
                         {"framework", "crewai"},
-                        {"webhook_url", "https://example.com/hook?x=1"},
+                        {"webhook_url", "https://93.184.215.14/hook?x=1"},
                         {"timeout", 77},
                         {"session_id", "sess-1"},
                         {"priority", -3},
@@ -90,7 +91,7 @@ TEST(Validation, EveryFieldIsTaken) {
   EXPECT_EQ(j.recipe_config, (json{{"x", {1, 2}}}));
   EXPECT_EQ(j.config, (json{{"k", "v"}}));
   EXPECT_EQ(*j.framework, "crewai");
-  EXPECT_EQ(*j.webhook_url, "https://example.com/hook?x=1");
+  EXPECT_EQ(*j.webhook_url, "https://93.184.215.14/hook?x=1");
   EXPECT_EQ(j.timeout_s, 77);
   EXPECT_EQ(*j.session_id, "sess-1");
   EXPECT_EQ(j.priority, -3);
@@ -158,21 +159,65 @@ TEST(Validation, BoundaryValuesAccepted) {
   EXPECT_EQ(okj(json{{"prompt", "x"}, {"metadata", md}}).metadata, md);
 }
 
+// URL syntax (with private targets allowed, so that no name has to resolve).
 TEST(Validation, WebhookUrls) {
+  api::SubmitLimits lim = limits();
+  lim.allow_private_webhooks = true;
   for (const char* url : {"http://example.com", "https://example.com/a/b?c=d#e",
                           "HTTPS://Example.COM:8443/x", "http://user:pw@host:1/",
                           "http://[::1]:8080/hook", "http://10.0.0.1/hook"}) {
-    EXPECT_EQ(*okj(json{{"prompt", "x"}, {"webhook_url", url}}).webhook_url, url);
+    json body{{"prompt", "x"}, {"webhook_url", url}};
+    EXPECT_EQ(*ok(body.dump(), nullptr, lim).webhook_url, url);
   }
   for (const char* url : {"", "example.com", "ftp://example.com", "http://", "https:///x",
                           "http://exa mple.com", "http://host:0/", "http://host:99999/",
                           "http://host:/", "http://host:abc/", "javascript:alert(1)",
                           "http://[::1/"}) {
+    json body{{"prompt", "x"}, {"webhook_url", url}};
+    Json e = errors(body.dump(), nullptr, lim);
+    ASSERT_EQ(e.size(), 1u) << url;
+    EXPECT_EQ(e[0]["type"], "value_error") << url;
+    EXPECT_EQ(e[0]["loc"], loc({"body", "webhook_url"})) << url;
+    EXPECT_EQ(e[0]["input"], url);
+  }
+}
+
+// Without --allow-private-webhooks, loopback/private/link-local targets are a 422.
+TEST(Validation, WebhookUrlPolicy) {
+  const std::pair<const char*, const char*> refused[] = {
+      {"http://127.0.0.1:9000/hook", "Value error, Webhook URL cannot be a localhost address"},
+      {"http://localhost:8080/hook", "Value error, Webhook URL cannot be a localhost address"},
+      {"http://[::1]/hook", "Value error, Webhook URL cannot be a localhost address"},
+      {"http://10.0.0.1/hook",
+       "Value error, Webhook URL resolves to a private or restricted network address"},
+      {"https://192.168.1.20/", 
+       "Value error, Webhook URL resolves to a private or restricted network address"},
+      {"http://169.254.169.254/latest/meta-data/",
+       "Value error, Webhook URL resolves to a private or restricted network address"},
+      {"http://[::ffff:172.16.0.1]/",
+       "Value error, Webhook URL resolves to a private or restricted network address"},
+      {"http://0.0.0.0:8080/",
+       "Value error, Webhook URL resolves to a private or restricted network address"},
+  };
+  for (const auto& [url, msg] : refused) {
     Json e = onej(json{{"prompt", "x"}, {"webhook_url", url}});
     EXPECT_EQ(e["type"], "value_error") << url;
     EXPECT_EQ(e["loc"], loc({"body", "webhook_url"})) << url;
+    EXPECT_EQ(e["msg"], msg) << url;
     EXPECT_EQ(e["input"], url);
   }
+  for (const char* url : {"http://8.8.8.8/hook", "https://[2606:4700:4700::1111]:8443/x"})
+    EXPECT_EQ(*okj(json{{"prompt", "x"}, {"webhook_url", url}}).webhook_url, url);
+
+  api::SubmitLimits lim = limits();
+  lim.allow_private_webhooks = true;
+  for (const auto& [url, msg] : refused) {
+    json body{{"prompt", "x"}, {"webhook_url", url}};
+    EXPECT_EQ(*ok(body.dump(), nullptr, lim).webhook_url, url);
+  }
+  // Other fields are still all reported next to a refused URL.
+  Json e = errorsj(json{{"prompt", 1}, {"webhook_url", "http://10.1.1.1/"}, {"priority", 500}});
+  EXPECT_EQ(e.size(), 3u) << e.dump();
 }
 
 // ------------------------------------------------------------------ 422 shapes

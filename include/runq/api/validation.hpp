@@ -20,6 +20,9 @@ using Json = nlohmann::ordered_json;
 struct SubmitLimits {
   int default_timeout_s = 3600;  // used when `timeout` is null or 0
   int max_timeout_s = 86400;     // largest `timeout` accepted
+  // --allow-private-webhooks: webhook_url may point at loopback/private/link-local
+  // addresses. Otherwise its host is resolved and every address must be public.
+  bool allow_private_webhooks = false;
 };
 
 // Bounds of the submit fields (API.md's table).
