@@ -1,11 +1,12 @@
 // runq: `runq serve` runs the job server; every other command is the client (cli/).
-#include "runq/agents/echo_agent.hpp"
+#include "runq/agents/factory.hpp"
 #include "runq/api/router.hpp"
 #include "runq/cli/cli.hpp"
 #include "runq/config/config.hpp"
 #include "runq/http/server.hpp"
 #include "runq/jobs/job_service.hpp"
 #include "runq/store/sqlite_store.hpp"
+#include "runq/webhooks/dispatcher.hpp"
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -40,15 +41,33 @@ int serve(const runq::config::ServeConfig& cfg) {
     return 1;
   }
 
-  runq::agents::EchoAgent agent;
+  std::unique_ptr<runq::agents::Agent> agent;
+  try {
+    agent = runq::agents::make_agent(cfg);
+  } catch (const std::exception& e) {
+    spdlog::critical("bad agent configuration: {}", e.what());
+    return 2;
+  }
+
+  runq::webhooks::DispatcherOptions webhook_options;
+  webhook_options.secret = cfg.webhook_secret;
+  webhook_options.max_attempts = cfg.webhook_max_attempts;
+  webhook_options.allow_private = cfg.allow_private_webhooks;
+  runq::webhooks::Dispatcher webhooks(*store, webhook_options);
+
   runq::jobs::ServiceOptions service_options;
   service_options.max_concurrent = cfg.max_concurrent;
   service_options.default_timeout_s = cfg.default_timeout;
   service_options.max_timeout_s = cfg.max_timeout;
-  runq::jobs::JobService service(*store, agent, service_options);
+  service_options.max_retries_cap = cfg.max_retries;
+  service_options.retry_base_delay =
+      std::chrono::milliseconds(static_cast<long long>(cfg.retry_delay * 1000));
+  service_options.on_job_end = [&webhooks](const std::string&) { webhooks.notify(); };
+  runq::jobs::JobService service(*store, *agent, service_options);
 
   runq::api::ApiOptions api_options;
   api_options.public_url = cfg.public_url;
+  api_options.allow_private_webhooks = cfg.allow_private_webhooks;
   runq::api::Router router(service, api_options);
 
   runq::http::ServerOptions http_options;
@@ -65,6 +84,7 @@ int serve(const runq::config::ServeConfig& cfg) {
 
   std::uint16_t port = 0;
   try {
+    webhooks.start();
     service.start();
     port = server.listen();
   } catch (const std::exception& e) {
@@ -73,7 +93,7 @@ int serve(const runq::config::ServeConfig& cfg) {
   }
   spdlog::info("runq {} listening on http://{}:{} (store {}: {}, agent {}, {} workers)",
                RUNQ_VERSION, cfg.host.find(':') != std::string::npos ? "[" + cfg.host + "]" : cfg.host,
-               port, store->kind(), cfg.db, agent.id(), cfg.max_concurrent);
+               port, store->kind(), cfg.db, agent->id(), cfg.max_concurrent);
 
   std::thread signal_waiter([&] {
     int sig = 0;
@@ -87,6 +107,7 @@ int serve(const runq::config::ServeConfig& cfg) {
   pthread_kill(signal_waiter.native_handle(), SIGTERM);
   signal_waiter.join();
   service.stop();
+  webhooks.stop();
   spdlog::info("stopped");
   return 0;
 }

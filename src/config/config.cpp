@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <cstdlib>
 #include <iostream>
 
 namespace runq::config {
@@ -30,9 +31,48 @@ std::optional<int> parse_serve(const std::vector<std::string>& args, ServeConfig
   app.add_option("--max-body", out.max_body, "Largest request body (bytes)")
       ->envname("RUNQ_MAX_BODY")
       ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 30));
-  app.add_option("--agent", out.agent, "What jobs run")
+  app.add_option("--agent", out.agent, "What jobs run: echo, command or openai")
       ->envname("RUNQ_AGENT")
-      ->check(CLI::IsMember({"echo"}));
+      ->check(CLI::IsMember({"echo", "command", "openai"}));
+  app.add_option("--agent-command", out.agent_command,
+                 "With --agent command: the program and its arguments (split like a shell "
+                 "does, never run by one)")
+      ->envname("RUNQ_AGENT_COMMAND");
+  app.add_option("--kill-grace", out.kill_grace,
+                 "Seconds between SIGTERM and SIGKILL when a command job is stopped")
+      ->envname("RUNQ_KILL_GRACE")
+      ->check(CLI::Range(0.0, 3600.0));
+  app.add_option("--max-output", out.max_output,
+                 "Largest result of a command job (bytes); more fails the job")
+      ->envname("RUNQ_MAX_OUTPUT")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 32));
+  app.add_option("--openai-base-url", out.openai_base_url,
+                 "With --agent openai: base URL of an OpenAI-compatible API")
+      ->envname("OPENAI_BASE_URL");
+  app.add_option("--model", out.model, "With --agent openai: the default model")
+      ->envname("OPENAI_MODEL_NAME");
+  app.add_option("--ca-file", out.ca_file,
+                 "PEM file of extra CA certificates to trust for outgoing HTTPS")
+      ->envname("RUNQ_CA_FILE")
+      ->check(CLI::ExistingFile);
+  app.add_option("--max-retries", out.max_retries,
+                 "Most retries a job may ask for (its max_retries is cut to this)")
+      ->envname("RUNQ_MAX_RETRIES")
+      ->check(CLI::Range(0, 10));
+  app.add_option("--retry-delay", out.retry_delay,
+                 "Backoff before a failed job's first retry (seconds; doubles each time)")
+      ->envname("RUNQ_RETRY_DELAY")
+      ->check(CLI::Range(0.0, 3600.0));
+  app.add_option("--webhook-secret", out.webhook_secret,
+                 "Key that signs webhooks (whsec_<base64> or plain text)")
+      ->envname("RUNQ_WEBHOOK_SECRET");
+  app.add_flag("--allow-private-webhooks", out.allow_private_webhooks,
+               "Allow webhook URLs on loopback, private and link-local addresses")
+      ->envname("RUNQ_ALLOW_PRIVATE_WEBHOOKS");
+  app.add_option("--webhook-max-attempts", out.webhook_max_attempts,
+                 "Delivery attempts of one webhook before it is given up")
+      ->envname("RUNQ_WEBHOOK_MAX_ATTEMPTS")
+      ->check(CLI::Range(1, 100));
   app.add_option("--log-level", out.log_level, "trace, debug, info, warn, error")
       ->envname("RUNQ_LOG_LEVEL")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
@@ -52,6 +92,11 @@ std::optional<int> parse_serve(const std::vector<std::string>& args, ServeConfig
   if (out.public_url) {
     while (!out.public_url->empty() && out.public_url->back() == '/')
       out.public_url->pop_back();
+  }
+  if (const char* key = std::getenv("OPENAI_API_KEY")) out.openai_api_key = key;
+  if (out.agent == "command" && out.agent_command.empty()) {
+    std::cerr << "--agent command needs --agent-command 'PROGRAM ARGS...'\n";
+    return 2;
   }
   if (out.default_timeout > out.max_timeout) {
     std::cerr << "--default-timeout (" << out.default_timeout

@@ -16,7 +16,19 @@ struct ServeConfig {
   int default_timeout = 3600;               // --default-timeout, PRAISONAI_JOB_TIMEOUT
   int max_timeout = 86400;                  // --max-timeout, RUNQ_MAX_TIMEOUT
   std::size_t max_body = 1 << 20;           // --max-body, RUNQ_MAX_BODY (bytes)
-  std::string agent = "echo";               // --agent, RUNQ_AGENT
+  std::string agent = "echo";               // --agent, RUNQ_AGENT: echo|command|openai
+  std::string agent_command;                // --agent-command, RUNQ_AGENT_COMMAND
+  double kill_grace = 5.0;                  // --kill-grace, RUNQ_KILL_GRACE (seconds)
+  std::size_t max_output = 16u << 20;       // --max-output, RUNQ_MAX_OUTPUT (bytes)
+  std::string openai_base_url = "https://api.openai.com/v1";  // --openai-base-url, OPENAI_BASE_URL
+  std::string openai_api_key;               // OPENAI_API_KEY (environment only)
+  std::string model = "gpt-4o-mini";        // --model, OPENAI_MODEL_NAME
+  std::optional<std::string> ca_file;       // --ca-file, RUNQ_CA_FILE (extra trusted CAs)
+  int max_retries = 10;                     // --max-retries, RUNQ_MAX_RETRIES (cap per job)
+  double retry_delay = 1.0;                 // --retry-delay, RUNQ_RETRY_DELAY (seconds)
+  std::string webhook_secret;               // --webhook-secret, RUNQ_WEBHOOK_SECRET
+  bool allow_private_webhooks = false;      // --allow-private-webhooks
+  int webhook_max_attempts = 12;            // --webhook-max-attempts
   std::string log_level = "info";           // --log-level, RUNQ_LOG_LEVEL
   std::optional<std::string> public_url;    // --public-url, RUNQ_PUBLIC_URL
   int io_threads = 0;                       // --io-threads, RUNQ_IO_THREADS (0 = cores)
