@@ -6,7 +6,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update
 $SUDO apt-get install -y --no-install-recommends \
-  build-essential cmake g++ pkg-config ca-certificates curl \
+  build-essential cmake g++ pkg-config ca-certificates curl openssl \
   libboost1.81-dev nlohmann-json3-dev libspdlog-dev libsqlite3-dev libssl-dev \
   libcli11-dev libgtest-dev \
   python3 python3-httpx python3-pytest
