@@ -36,6 +36,10 @@ int serve(const runq::config::ServeConfig& cfg) {
   std::unique_ptr<runq::store::Store> store;
   try {
     store = runq::store::open_sqlite_store(cfg.db);
+  } catch (const runq::store::DamagedDatabase& e) {
+    spdlog::critical("{}", e.what());
+    std::cerr << "runq: " << e.what() << "\n";  // also when logging is turned off
+    return 1;
   } catch (const std::exception& e) {
     spdlog::critical("cannot open the job store: {}", e.what());
     return 1;
@@ -62,6 +66,9 @@ int serve(const runq::config::ServeConfig& cfg) {
   service_options.max_retries_cap = cfg.max_retries;
   service_options.retry_base_delay =
       std::chrono::milliseconds(static_cast<long long>(cfg.retry_delay * 1000));
+  service_options.max_queued = cfg.max_queued;
+  service_options.retention_s = cfg.retention;
+  service_options.max_attempts = cfg.max_attempts;
   service_options.on_job_end = [&webhooks](const std::string&) { webhooks.notify(); };
   runq::jobs::JobService service(*store, *agent, service_options);
 
@@ -74,6 +81,10 @@ int serve(const runq::config::ServeConfig& cfg) {
   http_options.host = cfg.host;
   http_options.port = static_cast<std::uint16_t>(cfg.port);
   http_options.max_body_bytes = cfg.max_body;
+  http_options.max_header_bytes = cfg.max_header_bytes;
+  http_options.max_connections = cfg.max_connections;
+  http_options.header_timeout = std::chrono::seconds(cfg.header_timeout);
+  http_options.idle_timeout = std::chrono::seconds(cfg.idle_timeout);
   http_options.io_threads =
       cfg.io_threads > 0 ? cfg.io_threads
                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

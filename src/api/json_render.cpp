@@ -40,7 +40,7 @@ Json status_json(const jobs::Job& job, const RetryAfter& retry) {
   progress["steps_total"] =
       job.progress.steps_total ? Json(*job.progress.steps_total) : Json(nullptr);
 
-  Json j = object_with_room(15);
+  Json j = object_with_room(16);
   j["job_id"] = job.id;
   j["status"] = jobs::to_string(job.status);
   j["progress"] = std::move(progress);
@@ -60,6 +60,9 @@ Json status_json(const jobs::Job& job, const RetryAfter& retry) {
   j["metadata"] = job.metadata.is_object() ? Json(job.metadata) : Json::object();
   j["attempts"] = job.attempts;
   j["timeout"] = job.timeout_s;
+  j["expires_at"] = jobs::is_terminal(job.status) && job.completed_at_us && retry.retention_s > 0
+                        ? Json(util::rfc3339(*job.completed_at_us + retry.retention_s * 1'000'000))
+                        : Json(nullptr);
   return j;
 }
 

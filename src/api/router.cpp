@@ -7,6 +7,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <exception>
 #include <string_view>
 #include <utility>
@@ -114,14 +115,14 @@ std::string decode_id(std::string_view raw) {
 }
 
 RetryAfter retry_after(const jobs::ServiceOptions& so) {
-  return RetryAfter{so.retry_after_queued_s, so.retry_after_running_s};
+  return RetryAfter{so.retry_after_queued_s, so.retry_after_running_s, so.retention_s};
 }
 
 // Takes `reply` from a route that answers later, leaving it empty: handle() then knows the
 // reply was handed on and must not answer it.
 Reply hand_on(Reply& reply) { return std::exchange(reply, nullptr); }
 
-// The 202/409/503 answer of a submit, once the service has committed or refused the job.
+// The 202/409/429/503 answer of a submit, once the service has committed or refused the job.
 Response submit_answer(const jobs::SubmitOutcome& out, const std::string& base,
                        int queued_after) {
   using Kind = jobs::SubmitOutcome::Kind;
@@ -139,6 +140,11 @@ Response submit_answer(const jobs::SubmitOutcome& out, const std::string& base,
     case Kind::conflict:
       r = error_response(409, "Idempotency key already used for job " + out.job.id +
                                   " with a different request");
+      break;
+    case Kind::queue_full:
+      r = error_response(429, "Queue is full (" + std::to_string(out.queued_jobs) +
+                                  " jobs queued); retry later");
+      r.headers.push_back({"Retry-After", std::to_string(std::max(1, out.retry_after_s))});
       break;
     case Kind::shutting_down:
       r = error_response(503, "Server is shutting down");

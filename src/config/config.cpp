@@ -83,6 +83,36 @@ std::optional<int> parse_serve(const std::vector<std::string>& args, ServeConfig
       ->envname("RUNQ_IO_THREADS")
       ->check(CLI::Range(0, 256));
 
+  app.add_option("--max-queued", out.max_queued,
+                 "Most jobs waiting in the queue; beyond it a submit gets 429 with Retry-After")
+      ->envname("RUNQ_MAX_QUEUED")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1'000'000'000'000}));
+  app.add_option("--retention", out.retention,
+                 "Seconds a finished job is kept before it is deleted (0 keeps forever)")
+      ->envname("RUNQ_RETENTION")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{100} * 365 * 24 * 3600));
+  app.add_option("--max-attempts", out.max_attempts,
+                 "A job interrupted by a stop this many times fails instead of running "
+                 "again (0 never gives up)")
+      ->envname("RUNQ_MAX_ATTEMPTS")
+      ->check(CLI::Range(0, 1000));
+  app.add_option("--max-connections", out.max_connections,
+                 "Most open connections; beyond it a new one gets a quick 503")
+      ->envname("RUNQ_MAX_CONNECTIONS")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}));
+  app.add_option("--max-header-bytes", out.max_header_bytes,
+                 "Largest request line plus headers (bytes); beyond it 431")
+      ->envname("RUNQ_MAX_HEADER_BYTES")
+      ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 20));
+  app.add_option("--header-timeout", out.header_timeout,
+                 "Seconds a client has to send a whole header block (slowloris guard)")
+      ->envname("RUNQ_HEADER_TIMEOUT")
+      ->check(CLI::Range(1, 3600));
+  app.add_option("--idle-timeout", out.idle_timeout,
+                 "Seconds an idle keep-alive connection stays open")
+      ->envname("RUNQ_IDLE_TIMEOUT")
+      ->check(CLI::Range(1, 86400));
+
   std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 wants it so
   try {
     app.parse(reversed);

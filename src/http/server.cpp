@@ -71,6 +71,17 @@ constexpr std::size_t kReadChunk = 16 << 10;
 constexpr std::chrono::seconds kForceCloseGrace{1};
 // Back-off after a failed accept (e.g. out of file descriptors) so we don't spin.
 constexpr std::chrono::milliseconds kAcceptRetryDelay{100};
+// A connection refused for being over max_connections: its 503 gets this long to leave,
+// then the socket is half-closed and whatever the client already sent is discarded for at
+// most this long (so closing does not reset the 503 away), then it is closed.
+constexpr std::chrono::milliseconds kRefuseWriteTimeout{1000};
+constexpr std::chrono::milliseconds kRefuseLinger{250};
+constexpr std::size_t kRefuseLingerBytes = 64 << 10;
+// Refusals in progress beyond this are closed at once, without the 503 (a flood must not
+// turn the refusals themselves into a file-descriptor sink).
+constexpr std::size_t kMaxRefusing = 256;
+// The "connection limit reached" warning is logged at most this often.
+constexpr std::chrono::seconds kRefuseWarnInterval{10};
 
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
@@ -368,6 +379,9 @@ struct Server::Impl {
   std::atomic<bool> tearing_down{false};
   std::mutex conn_mu;
   std::unordered_map<Connection*, std::weak_ptr<Connection>> conns;
+  std::atomic<std::size_t> refusing{0};  // 503s for max_connections in progress
+  std::uint64_t refused_total = 0;       // server strand only
+  std::optional<std::chrono::steady_clock::time_point> last_refuse_warn;  // server strand
 
   asio::io_context ioc;
   Strand server_strand{asio::make_strand(ioc)};  // acceptor, stop, drain deadline
@@ -377,6 +391,9 @@ struct Server::Impl {
  private:
   static awaitable<void> accept_loop(Impl* self);
   void start_session(tcp::socket socket, Strand strand);
+  bool at_capacity();
+  void start_refusal(tcp::socket socket, Strand strand);
+  static awaitable<void> refuse(Impl* self, tcp::socket socket);
   void unregister(Connection* c);
   void do_stop();
   void on_drain_deadline();
@@ -506,8 +523,72 @@ awaitable<void> Server::Impl::accept_loop(Impl* self) {
       co_await backoff.async_wait(kTuple);
       continue;
     }
-    self->start_session(tcp::socket(std::move(socket)), std::move(strand));
+    if (self->at_capacity())
+      self->start_refusal(tcp::socket(std::move(socket)), std::move(strand));
+    else
+      self->start_session(tcp::socket(std::move(socket)), std::move(strand));
   }
+}
+
+// Only the accept loop adds connections, so a check here cannot be overtaken by another
+// accept; connections ending meanwhile only make room.
+bool Server::Impl::at_capacity() {
+  std::lock_guard lock(conn_mu);
+  return conns.size() >= opts.max_connections;
+}
+
+void Server::Impl::start_refusal(tcp::socket socket, Strand strand) {
+  ++refused_total;
+  auto now = std::chrono::steady_clock::now();
+  if (!last_refuse_warn || now - *last_refuse_warn >= kRefuseWarnInterval) {
+    last_refuse_warn = now;
+    spdlog::warn("http: connection limit ({}) reached; refusing new connections with 503 "
+                 "({} refused so far)",
+                 opts.max_connections, refused_total);
+  }
+  if (refusing.load() >= kMaxRefusing) {
+    beast::error_code ec;
+    socket.close(ec);
+    return;
+  }
+  ++refusing;
+  auto on_done = [](std::exception_ptr e) { log_exception("refused connection", e); };
+  asio::co_spawn(strand, refuse(this, std::move(socket)), on_done);
+}
+
+// Over max_connections: a 503 at once, without reading the request, then close. Never
+// registered as a connection; bounded by kRefuseWriteTimeout + kRefuseLinger.
+awaitable<void> Server::Impl::refuse(Impl* self, tcp::socket socket) {
+  struct Done {
+    std::atomic<std::size_t>& n;
+    ~Done() { --n; }
+  } done{self->refusing};
+
+  beast::error_code ec;
+  socket.set_option(tcp::no_delay(true), ec);
+  beast::tcp_stream stream(std::move(socket));
+  Response r = error_response(503, "Too many connections");
+  r.headers.push_back(Header{"Retry-After", "1"});
+  std::string out;
+  append_head(out, r, /*keep_alive=*/false, 11);
+  fmt::format_to(std::back_inserter(out), "Content-Length: {}\r\n\r\n", r.body.size());
+  out += r.body;
+  stream.expires_after(kRefuseWriteTimeout);
+  auto [wec, written] = co_await asio::async_write(stream, asio::buffer(out), kTuple);
+  if (!wec) {
+    // Half-close, then discard what the client sent (briefly) so that closing with
+    // unread bytes does not reset the connection before the client has read the 503.
+    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream.expires_after(kRefuseLinger);
+    std::array<char, 4096> sink;
+    std::size_t discarded = 0;
+    while (discarded < kRefuseLingerBytes) {
+      auto [rec, n] = co_await stream.async_read_some(asio::buffer(sink), kTuple);
+      if (rec) break;
+      discarded += n;
+    }
+  }
+  stream.close();
 }
 
 void Server::Impl::start_session(tcp::socket socket, Strand strand) {

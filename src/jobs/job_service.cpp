@@ -2,6 +2,7 @@
 
 #include "live_jobs.hpp"
 #include "scheduler.hpp"
+#include "runq/jobs/drain_rate.hpp"
 #include "runq/jobs/timer_queue.hpp"
 #include "runq/util/ids.hpp"
 #include "runq/util/time.hpp"
@@ -9,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -29,17 +31,46 @@ void overlay(Job& job, const RunningJob& rj) {
   job.error = rj.view.error;
   job.completed_at_us = rj.view.completed_at_us;
 }
+
+// How often the retention sweep looks: retention/10, within [100 ms, 60 s].
+std::chrono::milliseconds sweep_interval(std::int64_t retention_s) {
+  return std::chrono::milliseconds(
+      std::clamp<std::int64_t>(retention_s * 100, 100, 60'000));
+}
+
+SchedulerOptions scheduler_options(const ServiceOptions& o, std::atomic<std::int64_t>& queued,
+                                   DrainRate& drain) {
+  SchedulerOptions so;
+  so.workers = o.max_concurrent;
+  so.retry_base_delay = o.retry_base_delay;
+  so.retry_max_delay = o.retry_max_delay;
+  so.on_claimed = [&queued, &drain] {
+    queued.fetch_sub(1);
+    drain.record();
+  };
+  so.on_requeued = [&queued] { queued.fetch_add(1); };
+  return so;
+}
 }  // namespace
 
 struct JobService::State {
   State(store::Store& store, agents::Agent& agent, const ServiceOptions& o)
       : live(store, timers, o.on_job_end),
-        scheduler(store, agent, live, timers,
-                  SchedulerOptions{o.max_concurrent, o.retry_base_delay, o.retry_max_delay}) {}
+        scheduler(store, agent, live, timers, scheduler_options(o, queued, drain)) {}
+
+  // Backpressure bookkeeping (declared before the scheduler, which updates them).
+  std::atomic<std::int64_t> queued{0};
+  DrainRate drain;
 
   TimerQueue timers;
   LiveJobs live;
   Scheduler scheduler;
+
+  // Retention sweep.
+  std::mutex sweep_mu;
+  std::condition_variable sweep_cv;
+  bool sweep_stopping = false;
+  std::thread sweeper;
 
   // Submits waiting for the committer (group commit).
   struct Pending {
@@ -62,13 +93,22 @@ JobService::JobService(store::Store& store, agents::Agent& agent, ServiceOptions
 JobService::~JobService() { stop(); }
 
 void JobService::start() {
-  int requeued = store_.requeue_running();
-  if (requeued > 0)
+  store::RequeueCounts rq = store_.requeue_running(options_.max_attempts);
+  if (rq.requeued > 0)
     spdlog::warn("{} job(s) were running when the last process stopped; re-queued",
-                 requeued);
+                 rq.requeued);
+  if (rq.failed > 0)
+    spdlog::warn("{} job(s) were running when the last process stopped and had been "
+                 "interrupted {} time(s) or more; failed them",
+                 rq.failed, options_.max_attempts);
+  state_->queued.store(
+      store_.count_by_status(std::nullopt)[static_cast<int>(JobStatus::queued)]);
   state_->started = true;
   state_->committer = std::thread([this] { commit_loop(); });
   state_->scheduler.start();
+  if (options_.retention_s > 0) state_->sweeper = std::thread([this] { sweep_loop(); });
+  // Jobs failed just now have webhooks due.
+  if (rq.failed > 0 && options_.on_job_end) options_.on_job_end("");
 }
 
 void JobService::stop() {
@@ -78,6 +118,12 @@ void JobService::stop() {
     state_->stopping = true;
   }
   state_->cv.notify_all();
+  {
+    std::lock_guard lock(state_->sweep_mu);
+    state_->sweep_stopping = true;
+  }
+  state_->sweep_cv.notify_all();
+  if (state_->sweeper.joinable()) state_->sweeper.join();
   if (state_->committer.joinable()) state_->committer.join();  // commits what it holds
   state_->scheduler.stop();
   state_->live.release_all_waiters();
@@ -118,19 +164,41 @@ void JobService::commit_loop() {
         state_->pending.pop_front();
       }
     }
-    for (auto& p : batch) jobs.push_back(p.job);
+    // Backpressure: the first jobs of the batch that fit under max_queued are stored,
+    // the rest refused. (Checked against the in-memory count: no COUNT(*) per batch.)
+    const std::int64_t queued_before = state_->queued.load();
+    std::size_t admit = batch.size();
+    if (options_.max_queued > 0) {
+      admit = static_cast<std::size_t>(std::clamp<std::int64_t>(
+          options_.max_queued - queued_before, 0, static_cast<std::int64_t>(batch.size())));
+    }
+    for (std::size_t i = 0; i < admit; ++i) jobs.push_back(batch[i].job);
     std::vector<store::InsertResult> results;
     std::string error;
     try {
-      results = store_.insert(jobs);
+      if (!jobs.empty()) results = store_.insert(jobs);
     } catch (const std::exception& e) {
       error = e.what();
-      spdlog::error("storing {} submitted job(s) failed: {}", batch.size(), error);
+      spdlog::error("storing {} submitted job(s) failed: {}", jobs.size(), error);
     }
     int inserted = 0;
+    for (std::size_t i = 0; i < admit && error.empty() && i < results.size(); ++i)
+      if (results[i].outcome == store::InsertResult::Outcome::inserted) ++inserted;
+    if (inserted > 0) state_->queued.fetch_add(inserted);
+    int full_after = 0;
+    if (admit < batch.size()) {
+      const std::int64_t queued_now = std::max(queued_before + inserted, state_->queued.load());
+      full_after = state_->drain.retry_after_s(queued_now - options_.max_queued + 1);
+      spdlog::warn("queue full ({} jobs queued, --max-queued {}): refused {} submit(s)",
+                   queued_now, options_.max_queued, batch.size() - admit);
+    }
     for (std::size_t i = 0; i < batch.size(); ++i) {
       SubmitOutcome out;
-      if (!error.empty() || i >= results.size()) {
+      if (i >= admit) {
+        out.kind = SubmitOutcome::Kind::queue_full;
+        out.queued_jobs = std::max(queued_before + inserted, options_.max_queued);
+        out.retry_after_s = full_after;
+      } else if (!error.empty() || i >= results.size()) {
         out.kind = SubmitOutcome::Kind::store_error;
         out.error = error.empty() ? "store returned too few results" : error;
       } else {
@@ -139,7 +207,6 @@ void JobService::commit_loop() {
         out.kind = results[i].outcome == O::inserted   ? SubmitOutcome::Kind::accepted
                    : results[i].outcome == O::replayed ? SubmitOutcome::Kind::replayed
                                                        : SubmitOutcome::Kind::conflict;
-        if (out.kind == SubmitOutcome::Kind::accepted) ++inserted;
       }
       try {
         batch[i].done(std::move(out));
@@ -184,6 +251,7 @@ CancelOutcome JobService::cancel(const std::string& id) {
       return {CancelOutcome::Kind::cancelled, rj->view};
     }
     if (store_.cancel_queued(id, util::now_us(), std::nullopt)) {
+      state_->queued.fetch_sub(1);
       state_->live.queued_job_cancelled(id, ending_cancelled(std::nullopt));
       auto job = store_.get_status(id);
       if (!job) return {CancelOutcome::Kind::not_found, {}};
@@ -233,6 +301,44 @@ HealthStats JobService::health() {
   }
   h.store_kind = store_.kind();
   return h;
+}
+
+std::int64_t JobService::queued_count() const { return state_->queued.load(); }
+
+std::int64_t JobService::sweep_expired() {
+  if (options_.retention_s <= 0) return 0;
+  const std::int64_t cutoff = util::now_us() - options_.retention_s * 1'000'000;
+  const int batch = std::max(1, options_.retention_batch);
+  std::int64_t total = 0;
+  for (;;) {
+    int n = store_.delete_finished_before(cutoff, batch);
+    total += n;
+    if (n < batch) break;
+    // More to do: let submits and claims have the write lock for a moment.
+    std::unique_lock lock(state_->sweep_mu);
+    if (state_->sweep_cv.wait_for(lock, options_.retention_pause,
+                                  [&] { return state_->sweep_stopping; }))
+      break;
+  }
+  return total;
+}
+
+void JobService::sweep_loop() {
+  const auto interval = sweep_interval(options_.retention_s);
+  for (;;) {
+    {
+      std::unique_lock lock(state_->sweep_mu);
+      if (state_->sweep_cv.wait_for(lock, interval, [&] { return state_->sweep_stopping; }))
+        return;
+    }
+    try {
+      if (std::int64_t n = sweep_expired(); n > 0)
+        spdlog::info("retention: deleted {} job(s) finished more than {} s ago", n,
+                     options_.retention_s);
+    } catch (const std::exception& e) {
+      spdlog::error("retention sweep failed: {}", e.what());
+    }
+  }
 }
 
 void JobService::wait_terminal(const std::string& id, std::chrono::milliseconds max_wait,

@@ -90,6 +90,7 @@ void Scheduler::worker_loop() {
       continue;
     }
     if (job) {
+      if (options_.on_claimed) options_.on_claimed();
       run_job(std::move(*job));
       continue;
     }
@@ -190,6 +191,7 @@ bool Scheduler::retry_later(RunningJob& rj, const Job& job, const std::string& e
       spdlog::error("job {}: could not re-queue it for a retry: {}", job.id, e.what());
       return false;
     }
+    if (options_.on_requeued) options_.on_requeued();
     live_.retrying(rj, error, delay);
   }
   spdlog::info("job {}: attempt {} of {} failed ({}); retrying in {} ms", job.id,

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -20,6 +21,10 @@ struct SchedulerOptions {
   int workers = 10;
   std::chrono::milliseconds retry_base_delay{1000};  // first retry after about this
   std::chrono::milliseconds retry_max_delay{300'000};
+  // Queue bookkeeping (backpressure): a job was claimed off the queue; a failed job
+  // went back to it for a retry. May be empty.
+  std::function<void()> on_claimed;
+  std::function<void()> on_requeued;
 };
 
 class Scheduler {

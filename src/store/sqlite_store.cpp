@@ -31,9 +31,10 @@ namespace {
 using sqlite::Db;
 using sqlite::Use;
 
-constexpr int kSchemaVersion = 1;                // PRAGMA user_version of this code's schema
+constexpr int kSchemaVersion = 2;                // PRAGMA user_version of this code's schema
 constexpr int kBusyTimeoutMs = 5000;             // wait for another process's write lock
 constexpr std::size_t kReaderConnections = 4;    // reader pool size (file databases)
+constexpr int kQuickCheckMessages = 5;           // quick_check findings named in the error
 
 // Version 1. Timestamps are microseconds since the Unix epoch; JSON fields are JSON text.
 // `seq` is the rowid; AUTOINCREMENT makes it strictly increasing, never reused even
@@ -101,6 +102,13 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 ) WITHOUT ROWID;
 )sql";
 
+// Version 2: retention deletes finished jobs oldest first. (Partial: only terminal rows,
+// so queued/running jobs never cost it anything.)
+constexpr const char* kSchemaV2 = R"sql(
+CREATE INDEX IF NOT EXISTS jobs_completed ON jobs (completed_at)
+  WHERE status IN ('succeeded', 'failed', 'cancelled');
+)sql";
+
 // Column lists. A row read back is "seq, " COLS_STATUS [", " COLS_HEAVY]: column i of a
 // row is parameter ?i of kInsertJob, and the column indexes below.
 #define RUNQ_COLS_STATUS                                                                  \
@@ -129,7 +137,7 @@ enum Sql : std::size_t {
   s_get_whole, s_get_status,
   s_insert_job, s_find_key, s_insert_key, s_delete_key, s_delete_key_of_job,
   s_claim, s_finish, s_cancel, s_remove_lookup, s_delete_job,
-  s_count_all, s_count_owner, s_requeue, s_retry,
+  s_count_all, s_count_owner, s_requeue, s_requeue_fail, s_retry, s_delete_finished,
   s_due_webhooks, s_webhook_attempted, s_next_webhook,
   s_list_base,                      // + filter mask (8 variants)
   s_count_base = s_list_base + 8,   // + filter mask (8 variants)
@@ -162,6 +170,18 @@ constexpr const char* kFinish =
 constexpr const char* kCancel =
     "UPDATE jobs SET status = 'cancelled', completed_at = ?2, error = ?3, " WEBHOOK_DUE("?2")
     " WHERE id = ?1 AND status = 'queued'";
+// Crash recovery: a job that has started max_attempts (?2) times and was interrupted
+// again fails instead of looping forever.
+constexpr const char* kRequeueFail =
+    "UPDATE jobs SET status = 'failed', completed_at = ?1, error = 'Job interrupted ' || "
+    "attempts || ' times (the server stopped while it ran); giving up', " WEBHOOK_DUE("?1")
+    " WHERE status = 'running' AND attempts >= ?2";
+// Retention: the oldest finished jobs first, straight off jobs_completed.
+constexpr const char* kDeleteFinished =
+    "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_completed "
+    "WHERE status IN ('succeeded', 'failed', 'cancelled') AND completed_at < ?1 "
+    "AND webhook_state <> 1 ORDER BY completed_at LIMIT ?2) "
+    "RETURNING id, idempotency_key";
 constexpr const char* kRetry =
     "UPDATE jobs SET status = 'queued', not_before = ?2, error = NULL, progress_pct = 0, "
     "progress_step = NULL, steps_completed = 0, steps_total = NULL "
@@ -295,6 +315,7 @@ class SqliteStore final : public Store {
         if (mode != "wal") {
           spdlog::warn("sqlite store {}: journal_mode is '{}', not 'wal'", path, mode);
         }
+        quick_check(db, path);
       }
       if (sqlite3_db_readonly(db.get(), "main") == 1) {
         throw std::runtime_error("the file is read-only");
@@ -308,14 +329,45 @@ class SqliteStore final : public Store {
           readers_.push_back(std::move(c));
         }
       }
+    } catch (const DamagedDatabase&) {
+      throw;
     } catch (const std::exception& e) {
       std::string what = e.what();
+      // SQLite found a malformed page on its own (e.g. while reading the schema).
+      if (writer_ && (sqlite3_extended_errcode(writer_->db.get()) & 0xff) == SQLITE_CORRUPT)
+        throw damaged(path, what);
       if (what.rfind("cannot open SQLite database", 0) == 0) throw;  // already names the path
       throw std::runtime_error("cannot open SQLite database '" + path + "': " + what);
     }
   }
 
   std::string kind() const override { return "sqlite"; }
+
+  static DamagedDatabase damaged(const std::string& path, const std::string& finding) {
+    return DamagedDatabase(
+        "database file " + path + " is damaged (quick_check: " + finding +
+        "). Restore it from a backup, or move it aside (with its -wal and -shm files) to "
+        "start with an empty queue; `sqlite3 " + path + " .recover` may save its jobs.");
+  }
+
+  // PRAGMA quick_check: reads every page once (O(size of the file)); a damaged file is
+  // refused before anything is written to it.
+  static void quick_check(Db& db, const std::string& path) {
+    std::string findings;
+    int n = 0;
+    {
+      sqlite::Stmt st(db.get(), "PRAGMA quick_check");
+      Use u(st.get());
+      while (u.step()) {
+        std::string line = u.text(0);
+        if (line == "ok") continue;
+        if (n++ < kQuickCheckMessages) findings += (findings.empty() ? "" : "; ") + line;
+      }
+    }
+    if (n > kQuickCheckMessages)
+      findings += "; and " + std::to_string(n - kQuickCheckMessages) + " more";
+    if (n > 0) throw damaged(path, findings);
+  }
 
   std::vector<InsertResult> insert(const std::vector<Job>& batch) override {
     for (const Job& j : batch) {
@@ -485,14 +537,52 @@ class SqliteStore final : public Store {
     });
   }
 
-  int requeue_running() override {
+  RequeueCounts requeue_running(int max_attempts) override {
+    RequeueCounts counts;
     std::lock_guard lock(writer_->mu);
     Db& db = writer_->db;
+    Transaction txn(db, /*immediate=*/true);
+    if (max_attempts > 0) {
+      Use(db.cached(s_requeue_fail, kRequeueFail))
+          .bind(1, util::now_us())
+          .bind(2, max_attempts)
+          .run();
+      counts.failed = static_cast<int>(db.changes());
+    }
     Use(db.cached(s_requeue,
                   "UPDATE jobs SET status = 'queued', started_at = NULL "
                   "WHERE status = 'running'"))
         .run();
-    return static_cast<int>(db.changes());
+    counts.requeued = static_cast<int>(db.changes());
+    txn.commit();
+    return counts;
+  }
+
+  int delete_finished_before(std::int64_t completed_before_us, int limit) override {
+    if (limit <= 0) return 0;
+    std::lock_guard lock(writer_->mu);
+    Db& db = writer_->db;
+    Transaction txn(db, /*immediate=*/true);
+    std::vector<std::pair<std::string, std::string>> keys;  // (key, job id)
+    int deleted = 0;
+    {
+      Use u(db.cached(s_delete_finished, kDeleteFinished));
+      u.bind(1, completed_before_us).bind(2, std::int64_t{limit});
+      while (u.step()) {
+        ++deleted;
+        if (!u.is_null(1)) keys.emplace_back(u.text(1), u.text(0));
+      }
+    }
+    for (const auto& [key, id] : keys) {
+      // Only if the key still points at this job.
+      Use(db.cached(s_delete_key_of_job,
+                    "DELETE FROM idempotency_keys WHERE key = ?1 AND job_id = ?2"))
+          .bind(1, key)
+          .bind(2, id)
+          .run();
+    }
+    txn.commit();
+    return deleted;
   }
 
   bool requeue_for_retry(const std::string& id, std::int64_t not_before_us) override {
@@ -558,7 +648,11 @@ class SqliteStore final : public Store {
       db.exec(kSchemaV1);
       db.exec("PRAGMA user_version = 1");
     }
-    // Future: if (v < 2) { ALTER TABLE ...; PRAGMA user_version = 2; }
+    if (v < 2) {
+      db.exec(kSchemaV2);
+      db.exec("PRAGMA user_version = 2");
+    }
+    // Future: if (v < 3) { ALTER TABLE ...; PRAGMA user_version = 3; }
     txn.commit();
   }
 

@@ -797,4 +797,112 @@ TEST_F(HttpServerTest, ManyClientsInParallel) {
   EXPECT_EQ(ok, 200);
 }
 
+// ---------------------------------------------------------------------------------
+// max_connections
+
+TEST_F(HttpServerTest, OverMaxConnectionsGetsQuick503) {
+  opts.max_connections = 2;
+  start();
+  Client a(port), b(port);
+  a.send(get("/echo?a"));
+  b.send(get("/echo?b"));
+  EXPECT_EQ(a.read_response().status, 200);
+  EXPECT_EQ(b.read_response().status, 200);
+  int calls = handler_calls;
+
+  Client c(port);
+  auto t0 = Clock::now();
+  auto r = c.read_response();  // sent nothing: the answer comes without a request
+  EXPECT_LT(Clock::now() - t0, 1000ms);
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.header("content-type"), "application/json");
+  EXPECT_EQ(r.header("retry-after"), "1");
+  EXPECT_EQ(r.header("connection"), "close");
+  EXPECT_EQ(r.header("content-length"), std::to_string(r.body.size()));
+  EXPECT_EQ(r.body, R"({"detail":"Too many connections"})");
+  EXPECT_TRUE(c.closed_by_peer(1s));
+  EXPECT_EQ(handler_calls, calls);  // never reached the handler
+
+  // The open connections are unaffected.
+  a.send(get("/echo?a2"));
+  EXPECT_EQ(json::parse(a.read_response().body)["query"], "a2");
+}
+
+TEST_F(HttpServerTest, OverMaxConnectionsClientThatSentARequestReads503) {
+  opts.max_connections = 1;
+  start();
+  Client a(port);
+  a.send(get("/echo"));
+  EXPECT_EQ(a.read_response().status, 200);
+  for (int i = 0; i < 5; ++i) {
+    Client c(port);
+    // A request (with a body the server never reads) already on its way.
+    c.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n" +
+           std::string(1000, 'z'));
+    auto r = c.read_response();
+    EXPECT_EQ(r.status, 503);
+    EXPECT_EQ(json::parse(r.body)["detail"], "Too many connections");
+  }
+  EXPECT_EQ(handler_calls, 1);
+}
+
+TEST_F(HttpServerTest, IdleConnectionsCountTowardsMaxConnections) {
+  opts.max_connections = 3;
+  start();
+  std::vector<std::unique_ptr<Client>> idle;
+  for (int i = 0; i < 3; ++i) idle.push_back(std::make_unique<Client>(port));  // send nothing
+  Client c(port);
+  auto t0 = Clock::now();
+  EXPECT_EQ(c.read_response().status, 503);
+  EXPECT_LT(Clock::now() - t0, 1000ms);
+}
+
+TEST_F(HttpServerTest, RoomAgainAfterConnectionsCloseAndRefusalsAreNotCounted) {
+  opts.max_connections = 2;
+  start();
+  auto a = std::make_unique<Client>(port);
+  auto b = std::make_unique<Client>(port);
+  a->send(get("/echo"));
+  b->send(get("/echo"));
+  EXPECT_EQ(a->read_response().status, 200);
+  EXPECT_EQ(b->read_response().status, 200);
+  for (int i = 0; i < 20; ++i) {  // many refusals must not use up any room
+    Client c(port);
+    EXPECT_EQ(c.read_response().status, 503);
+  }
+  a.reset();
+  b.reset();
+  // The server notices the closes asynchronously: allow it a moment, then both slots
+  // are usable again at once.
+  auto served_client = [&]() -> std::unique_ptr<Client> {
+    std::unique_ptr<Client> kept;
+    wait_for([&] {
+      auto c = std::make_unique<Client>(port);
+      c->send(get("/echo?again"));
+      if (c->read_response().status != 200) return false;
+      kept = std::move(c);
+      return true;
+    });
+    return kept;
+  };
+  auto c1 = served_client();
+  auto c2 = served_client();
+  EXPECT_TRUE(c1);
+  EXPECT_TRUE(c2);
+  Client c3(port);  // c1 and c2 are open: full again
+  EXPECT_EQ(c3.read_response().status, 503);
+}
+
+TEST_F(HttpServerTest, StopWithAConnectionBeingRefusedReturnsPromptly) {
+  opts.max_connections = 1;
+  start();
+  Client a(port);
+  a.send(get("/echo"));
+  EXPECT_EQ(a.read_response().status, 200);
+  Client c(port);  // refused; never reads nor closes
+  std::this_thread::sleep_for(50ms);
+  auto took = stop_and_join();
+  EXPECT_LT(took, 2000ms);
+}
+
 }  // namespace

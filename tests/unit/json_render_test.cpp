@@ -49,7 +49,8 @@ TEST(JsonRender, StatusObjectFieldsInOrder) {
   EXPECT_EQ(order, (std::vector<std::string>{
                        "job_id", "status", "progress", "created_at", "started_at",
                        "completed_at", "agent_id", "run_id", "session_id", "error",
-                       "retry_after", "priority", "metadata", "attempts", "timeout"}));
+                       "retry_after", "priority", "metadata", "attempts", "timeout",
+                       "expires_at"}));
   EXPECT_EQ(keys(j["progress"]),
             (std::set<std::string>{"percentage", "current_step", "steps_completed", "steps_total"}));
   EXPECT_FALSE(j.contains("prompt"));
@@ -62,7 +63,21 @@ TEST(JsonRender, QueuedExactText) {
             R"("progress":{"percentage":0.0,"current_step":null,"steps_completed":0,"steps_total":null},)"
             R"("created_at":"2026-11-28T20:10:58.786415Z","started_at":null,"completed_at":null,)"
             R"("agent_id":null,"run_id":null,"session_id":null,"error":null,"retry_after":2,)"
-            R"("priority":0,"metadata":{},"attempts":0,"timeout":3600})");
+            R"("priority":0,"metadata":{},"attempts":0,"timeout":3600,"expires_at":null})");
+}
+
+// expires_at = completed_at + retention, for finished jobs; null otherwise and when
+// retention is 0 (kept forever).
+TEST(JsonRender, ExpiresAtFromRetention) {
+  api::RetryAfter keep_a_day{2, 5, 86400};
+  EXPECT_TRUE(api::status_json(sample(JobStatus::queued), keep_a_day)["expires_at"].is_null());
+  EXPECT_TRUE(api::status_json(sample(JobStatus::running), keep_a_day)["expires_at"].is_null());
+  for (auto st : {JobStatus::succeeded, JobStatus::failed, JobStatus::cancelled}) {
+    // completed 2026-11-28T20:11:45.016415Z; a day later:
+    EXPECT_EQ(api::status_json(sample(st), keep_a_day)["expires_at"],
+              "2026-11-29T20:11:45.016415Z");
+    EXPECT_TRUE(api::status_json(sample(st), {2, 5, 0})["expires_at"].is_null());
+  }
 }
 
 TEST(JsonRender, RetryAfterPerState) {

@@ -554,8 +554,8 @@ TEST_P(StoreTest, RequeueRunningKeepsAttempts) {
   store->insert({make_job("r1", 1), make_job("r2", 1), make_job("q1")});
   store->claim_next(10);
   store->claim_next(11);
-  EXPECT_EQ(store->requeue_running(), 2);
-  EXPECT_EQ(store->requeue_running(), 0);
+  EXPECT_EQ(store->requeue_running(0).requeued, 2);
+  EXPECT_EQ(store->requeue_running(0).requeued, 0);
   auto g = store->get("r1");
   EXPECT_EQ(g->status, JobStatus::queued);
   EXPECT_FALSE(g->started_at_us);
@@ -566,6 +566,59 @@ TEST_P(StoreTest, RequeueRunningKeepsAttempts) {
   EXPECT_EQ(c->attempts, 2);
   EXPECT_EQ(store->claim_next(12)->id, "r2");
   EXPECT_EQ(store->claim_next(12)->id, "q1");
+}
+
+TEST_P(StoreTest, RequeueRunningFailsJobsInterruptedTooOften) {
+  store->insert({make_job("a"), make_job("b"), make_job("q")});
+  store->claim_next(10);  // a: 1 start
+  store->claim_next(10);  // b: 1 start
+  EXPECT_EQ(store->requeue_running(0).requeued, 2);
+  store->claim_next(11);  // a: 2
+  store->claim_next(11);  // b: 2
+  auto rc = store->requeue_running(3);  // under the limit: both back
+  EXPECT_EQ(rc.requeued, 2);
+  EXPECT_EQ(rc.failed, 0);
+  ASSERT_EQ(store->claim_next(12)->id, "a");  // a: 3
+  rc = store->requeue_running(3);
+  EXPECT_EQ(rc.failed, 1);
+  EXPECT_EQ(rc.requeued, 0);
+  auto f = store->get("a");
+  EXPECT_EQ(f->status, JobStatus::failed);
+  EXPECT_EQ(f->error, "Job interrupted 3 times (the server stopped while it ran); giving up");
+  EXPECT_TRUE(f->completed_at_us);
+  EXPECT_EQ(store->get_status("b")->status, JobStatus::queued);
+  EXPECT_EQ(store->get_status("b")->attempts, 2);
+  EXPECT_EQ(store->get_status("q")->status, JobStatus::queued);
+}
+
+TEST_P(StoreTest, DeleteFinishedBeforeDeletesOnlyOldTerminalJobsOldestFirst) {
+  store->insert({with_key(finished(make_job("old1"), JobStatus::succeeded, 100), "k1", "h"),
+                 finished(make_job("old2"), JobStatus::failed, 200),
+                 finished(make_job("old3"), JobStatus::cancelled, 300),
+                 finished(make_job("new"), JobStatus::succeeded, 5000),
+                 make_job("queued")});
+  EXPECT_EQ(store->delete_finished_before(1000, 2), 2);  // old1, old2 (oldest first)
+  EXPECT_FALSE(store->get("old1"));
+  EXPECT_FALSE(store->get("old2"));
+  EXPECT_TRUE(store->get("old3"));
+  EXPECT_EQ(store->delete_finished_before(1000, 2), 1);  // old3: fewer than the limit
+  EXPECT_EQ(store->delete_finished_before(1000, 2), 0);
+  EXPECT_TRUE(store->get("new"));
+  EXPECT_TRUE(store->get("queued"));
+  // old1's idempotency key is free again: the same key makes a new job.
+  EXPECT_EQ(insert_one_outcome(*store, with_key(make_job("again"), "k1", "h")),
+            InsertResult::Outcome::inserted);
+  EXPECT_EQ(store->delete_finished_before(1000, 0), 0);
+}
+
+TEST_P(StoreTest, DeleteFinishedBeforeKeepsJobsWithPendingWebhooks) {
+  Job j = make_job("hooked");
+  j.webhook_url = "http://127.0.0.1:9/hook";
+  insert_one(j);
+  store->claim_next(10);
+  ASSERT_TRUE(store->finish(finished(make_job("hooked"), JobStatus::succeeded, 100)));
+  EXPECT_EQ(store->delete_finished_before(1000, 10), 0);
+  EXPECT_TRUE(store->get("hooked"));
 }
 
 // Several threads claim at once while another inserts: no job is handed out twice and
@@ -696,6 +749,39 @@ TEST(SqliteStoreFile, GarbageFileThrowsClearError) {
   }
 }
 
+// A file whose pages were overwritten is refused on open with DamagedDatabase, whose
+// message says what to do.
+TEST(SqliteStoreFile, DamagedFileIsRefusedWithAdvice) {
+  TempDir dir;
+  const std::string path = (dir.path / "jobs.db").string();
+  {
+    auto s = open_sqlite_store(path);
+    std::vector<Job> batch;
+    for (int i = 0; i < 2000; ++i) batch.push_back(make_job("j" + std::to_string(i)));
+    s->insert(batch);
+  }
+  ASSERT_EQ(raw_query(path, "PRAGMA wal_checkpoint(TRUNCATE)", 0).substr(0, 1), "0");
+  const auto size = fs::file_size(path);
+  ASSERT_GT(size, 16u * 4096u);
+  {
+    // Scribble over the middle pages, leaving the header and schema page intact.
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    for (std::uintmax_t off = 4 * 4096; off + 4096 < size; off += 3 * 4096) {
+      f.seekp(static_cast<std::streamoff>(off + 100));
+      f << std::string(600, '\xff');
+    }
+  }
+  try {
+    open_sqlite_store(path);
+    FAIL() << "expected DamagedDatabase";
+  } catch (const DamagedDatabase& e) {
+    std::string msg = e.what();
+    EXPECT_NE(msg.find(path), std::string::npos) << msg;
+    EXPECT_NE(msg.find("damaged"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("backup"), std::string::npos) << msg;
+  }
+}
+
 TEST(SqliteStoreFile, UnopenablePathThrowsClearError) {
   TempDir dir;
   const std::string path = (dir.path / "no" / "such" / "dir" / "jobs.db").string();
@@ -714,7 +800,7 @@ TEST(SqliteStoreFile, UsesWalFullSyncAndSchemaVersion) {
   const fs::path path = dir.path / "jobs.db";
   auto s = open_sqlite_store(path.string());
   EXPECT_EQ(raw_query(path, "PRAGMA journal_mode"), "wal");
-  EXPECT_EQ(raw_query(path, "PRAGMA user_version"), "1");
+  EXPECT_EQ(raw_query(path, "PRAGMA user_version"), "2");
   EXPECT_EQ(raw_query(path,
                       "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN "
                       "('jobs', 'idempotency_keys') ORDER BY name"),

@@ -12,14 +12,17 @@ namespace runq::api {
 
 using Json = nlohmann::ordered_json;
 
-// Seconds a poller should wait, by state (from ServiceOptions).
+// Seconds a poller should wait, by state (from ServiceOptions); and the retention that
+// gives a finished job its expires_at (0: kept forever).
 struct RetryAfter {
   int queued_s = 2;
   int running_s = 5;
+  std::int64_t retention_s = 0;
 };
 
 // The status object ("Job record" of API.md plus the extensions priority, metadata,
-// attempts, timeout). retry_after is null once terminal.
+// attempts, timeout, expires_at). retry_after is null once terminal; expires_at
+// (completed_at + retention) is null until then, and when retention is 0.
 Json status_json(const jobs::Job& job, const RetryAfter& retry);
 
 // The 200 answer of GET /result for a succeeded job.

@@ -1,5 +1,6 @@
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -32,6 +33,13 @@ struct ServeConfig {
   std::string log_level = "info";           // --log-level, RUNQ_LOG_LEVEL
   std::optional<std::string> public_url;    // --public-url, RUNQ_PUBLIC_URL
   int io_threads = 0;                       // --io-threads, RUNQ_IO_THREADS (0 = cores)
+  std::int64_t max_queued = 100000;         // --max-queued, RUNQ_MAX_QUEUED (429 beyond)
+  std::int64_t retention = 604800;          // --retention, RUNQ_RETENTION (s; 0 = forever)
+  int max_attempts = 3;                     // --max-attempts, RUNQ_MAX_ATTEMPTS (0 = no limit)
+  std::size_t max_connections = 10000;      // --max-connections, RUNQ_MAX_CONNECTIONS (503 beyond)
+  std::size_t max_header_bytes = 16384;     // --max-header-bytes, RUNQ_MAX_HEADER_BYTES (431 beyond)
+  int header_timeout = 10;                  // --header-timeout, RUNQ_HEADER_TIMEOUT (s)
+  int idle_timeout = 60;                    // --idle-timeout, RUNQ_IDLE_TIMEOUT (s)
 };
 
 // Parses the arguments after `serve`. On --help or a bad flag it prints the message

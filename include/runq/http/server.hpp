@@ -15,6 +15,7 @@ struct ServerOptions {
   int io_threads = 2;                      // threads running the event loop
   std::size_t max_body_bytes = 1 << 20;    // larger bodies get 413 without being read
   std::size_t max_header_bytes = 16 << 10; // a larger header block gets 431
+  std::size_t max_connections = 10000;     // beyond it a new connection gets a quick 503
   std::chrono::seconds header_timeout{10}; // time to receive a whole header block
   std::chrono::seconds body_timeout{30};   // time to receive a whole body
   std::chrono::seconds idle_timeout{60};   // keep-alive connection with no request

@@ -23,6 +23,16 @@ struct ServiceOptions {
   int max_retries_cap = 10;       // a job's max_retries is cut to this
   std::chrono::milliseconds retry_base_delay{1000};  // backoff of the first retry
   std::chrono::milliseconds retry_max_delay{300'000};
+  // Backpressure: most jobs waiting in the queue (running ones don't count); a submit
+  // beyond it is refused (queue_full) and nothing is stored. <= 0: no limit.
+  std::int64_t max_queued = 100'000;
+  // Retention: finished jobs are deleted this long after they completed. 0: kept forever.
+  std::int64_t retention_s = 7 * 24 * 3600;
+  int retention_batch = 500;                          // rows deleted per transaction
+  std::chrono::milliseconds retention_pause{20};      // between two full batches
+  // Crash recovery: a job found `running` at start that has already started this many
+  // times fails instead of running again. 0: never give up.
+  int max_attempts = 3;
   // Called after a job's terminal state is stored (e.g. to deliver its webhook soon).
   std::function<void(const std::string& job_id)> on_job_end;
 };
@@ -34,9 +44,13 @@ struct SubmitOutcome {
     conflict,       // same key, other request: `job` is the earlier job
     store_error,    // could not be stored; `error` says why; nothing was stored
     shutting_down,  // the service is stopping; nothing was stored
+    queue_full,     // max_queued jobs are waiting; nothing was stored
   } kind = Kind::accepted;
   Job job;
   std::string error;
+  // queue_full: jobs queued when it was refused, and seconds to wait (from the drain rate).
+  std::int64_t queued_jobs = 0;
+  int retry_after_s = 0;
 };
 
 struct CancelOutcome {
@@ -64,7 +78,8 @@ class JobService {
 
   const ServiceOptions& options() const { return options_; }
 
-  // Re-queues jobs a dead process left running, then starts the committer and workers.
+  // Re-queues jobs a dead process left running (failing those interrupted max_attempts
+  // times), then starts the committer, the workers and the retention sweep.
   void start();
   // Stops taking submits, stops the workers (running jobs are stopped and put back in
   // the queue for the next start) and the committer. Idempotent.
@@ -86,6 +101,14 @@ class JobService {
   store::StatusCounts counts(const std::optional<std::string>& owner = std::nullopt);
   HealthStats health();
 
+  // Jobs waiting in the queue, as the backpressure check sees them (kept in memory:
+  // counted once at start, then +inserted, -claimed, -cancelled, +retried).
+  std::int64_t queued_count() const;
+
+  // One retention pass now: deletes every finished job past retention_s, in batches of
+  // retention_batch. Returns how many. (The sweep thread calls it periodically.)
+  std::int64_t sweep_expired();
+
   // Calls `done` (on some other thread, or at once) when the job is terminal, gone,
   // or `max_wait` has passed — whichever is first. Exactly once.
   void wait_terminal(const std::string& id, std::chrono::milliseconds max_wait,
@@ -97,6 +120,7 @@ class JobService {
 
  private:
   void commit_loop();
+  void sweep_loop();
 
   store::Store& store_;
   ServiceOptions options_;

@@ -38,6 +38,12 @@ using StatusCounts = std::array<std::int64_t, 5>;
 
 enum class RemoveOutcome { removed, not_found, not_terminal };
 
+// What requeue_running did.
+struct RequeueCounts {
+  int requeued = 0;  // running -> queued, to run again
+  int failed = 0;    // interrupted too often: running -> failed
+};
+
 // A finished job whose webhook is due, and how many deliveries were tried before.
 struct WebhookDelivery {
   Job job;  // whole
@@ -91,8 +97,17 @@ class Store {
   virtual StatusCounts count_by_status(const std::optional<std::string>& owner) = 0;
 
   // On start-up of a single node: jobs left `running` by a dead process go back to
-  // `queued` (keeping their attempts). Returns how many.
-  virtual int requeue_running() = 0;
+  // `queued` (keeping their attempts) — except those that have started max_attempts
+  // times or more already (max_attempts > 0): they become `failed` with error
+  // "Job interrupted {attempts} times (the server stopped while it ran); giving up",
+  // completed_at now and their webhook due, as finish() would. One transaction.
+  virtual RequeueCounts requeue_running(int max_attempts) = 0;
+
+  // Retention: deletes up to `limit` terminal jobs that completed before
+  // completed_before_us (oldest first), in one transaction, and frees their idempotency
+  // keys. Jobs whose webhook is still pending are kept until it is delivered or given
+  // up. Returns how many were deleted (less than `limit`: nothing more is due).
+  virtual int delete_finished_before(std::int64_t completed_before_us, int limit) = 0;
 
   // A failed attempt will be retried: running -> queued, not claimed before
   // not_before_us; attempts kept, error and progress cleared. False if not running.
