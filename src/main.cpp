@@ -11,13 +11,18 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <pthread.h>
 #include <thread>
 
 namespace {
+
+// Exit status after a second stop signal (128 + SIGINT, as shells report an interrupt).
+constexpr int kExitInterrupted = 130;
 
 int serve(const runq::config::ServeConfig& cfg) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("runq"));
@@ -106,18 +111,42 @@ int serve(const runq::config::ServeConfig& cfg) {
                RUNQ_VERSION, cfg.host.find(':') != std::string::npos ? "[" + cfg.host + "]" : cfg.host,
                port, store->kind(), cfg.db, agent->id(), cfg.max_concurrent);
 
+  // First SIGTERM/SIGINT: graceful stop. Submits get 503, the listener closes, in-flight
+  // requests finish and SSE streams end (server.stop), running jobs get --drain-timeout.
+  // A second signal exits at once: everything acknowledged is already on disk, and jobs
+  // still running are re-queued by the next start.
+  std::atomic<bool> exiting{false};
   std::thread signal_waiter([&] {
     int sig = 0;
     sigwait(&signals, &sig);
-    spdlog::info("{}: shutting down", strsignal(sig));
-    service.stop();  // refuse submits, answer waiters, put running jobs back in the queue
+    if (exiting) return;
+    spdlog::info("{}: shutting down; running jobs get up to {} s to finish (a second signal "
+                 "exits at once)",
+                 strsignal(sig), cfg.drain_timeout);
+    service.begin_stop();
     server.stop();
+    sigwait(&signals, &sig);
+    if (exiting) return;
+    spdlog::warn("{} again: exiting now; {} running job(s) will run again after restart",
+                 strsignal(sig), service.running());
+    spdlog::default_logger()->flush();
+    std::_Exit(kExitInterrupted);
   });
-  server.run();
-  // run() also returns if the server failed; make sure the waiter thread ends.
-  pthread_kill(signal_waiter.native_handle(), SIGTERM);
-  signal_waiter.join();
+  server.run();  // returns once the server stopped (or failed)
+  service.begin_stop();
+  if (int n = service.running(); n > 0) {
+    spdlog::info("draining: waiting for {} running job(s)", n);
+    if (service.drain(std::chrono::seconds(cfg.drain_timeout)))
+      spdlog::info("drained: every running job finished");
+    else
+      spdlog::warn("drain timeout ({} s): stopping {} job(s) still running; they are "
+                   "re-queued for the next start",
+                   cfg.drain_timeout, service.running());
+  }
   service.stop();
+  exiting = true;
+  pthread_kill(signal_waiter.native_handle(), SIGTERM);  // ends its sigwait
+  signal_waiter.join();
   webhooks.stop();
   spdlog::info("stopped");
   return 0;

@@ -112,6 +112,11 @@ std::optional<int> parse_serve(const std::vector<std::string>& args, ServeConfig
                  "Seconds an idle keep-alive connection stays open")
       ->envname("RUNQ_IDLE_TIMEOUT")
       ->check(CLI::Range(1, 86400));
+  app.add_option("--drain-timeout", out.drain_timeout,
+                 "On SIGTERM/SIGINT, seconds running jobs get to finish before they are "
+                 "stopped and re-queued (0 stops them at once)")
+      ->envname("RUNQ_DRAIN_TIMEOUT")
+      ->check(CLI::Range(0, 86400));
 
   std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 wants it so
   try {

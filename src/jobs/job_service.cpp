@@ -111,7 +111,7 @@ void JobService::start() {
   if (rq.failed > 0 && options_.on_job_end) options_.on_job_end("");
 }
 
-void JobService::stop() {
+void JobService::begin_stop() {
   {
     std::lock_guard lock(state_->mu);
     if (state_->stopping) return;
@@ -125,10 +125,22 @@ void JobService::stop() {
   state_->sweep_cv.notify_all();
   if (state_->sweeper.joinable()) state_->sweeper.join();
   if (state_->committer.joinable()) state_->committer.join();  // commits what it holds
-  state_->scheduler.stop();
+  state_->scheduler.stop_claiming();
   state_->live.release_all_waiters();
+}
+
+bool JobService::drain(std::chrono::milliseconds timeout) {
+  return state_->scheduler.wait_idle(std::chrono::steady_clock::now() + timeout);
+}
+
+void JobService::stop() {
+  begin_stop();
+  state_->scheduler.stop();
+  state_->live.release_all_waiters();  // any that came while jobs were draining
   state_->timers.stop();
 }
+
+int JobService::running() const { return state_->scheduler.running(); }
 
 void JobService::submit(Job job, std::function<void(SubmitOutcome)> done) {
   job.id = util::new_job_id();

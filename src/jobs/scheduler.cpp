@@ -49,11 +49,25 @@ void Scheduler::start() {
   for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { worker_loop(); });
 }
 
+void Scheduler::stop_claiming() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+}
+
+bool Scheduler::wait_idle(std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(mu_);
+  return idle_cv_.wait_until(lock, deadline, [&] { return running_.load() == 0; });
+}
+
 void Scheduler::stop() {
   {
     std::lock_guard lock(mu_);
-    if (stopping_ && workers_.empty()) return;
+    if (cancel_running_ && workers_.empty()) return;
     stopping_ = true;
+    cancel_running_ = true;
   }
   cv_.notify_all();
   for (auto& rj : live_.all()) rj->token.cancel(StopReason::shutdown);
@@ -114,7 +128,7 @@ void Scheduler::run_job(Job job) {
                                 [rj] { rj->token.cancel(StopReason::timed_out); });
   {
     std::lock_guard lock(mu_);
-    if (stopping_) rj->token.cancel(StopReason::shutdown);  // stop() may have missed it
+    if (cancel_running_) rj->token.cancel(StopReason::shutdown);  // stop() may have missed it
   }
 
   Sink sink(live_, *rj);
@@ -143,8 +157,8 @@ void Scheduler::run_job(Job job) {
     case StopReason::timed_out:
       ending = ending_failed("Job timed out after " + std::to_string(job.timeout_s) + "s");
       break;
-    case StopReason::shutdown:  // left `running`: re-queued on the next start
-      spdlog::info("job {}: stopped by shutdown; it runs again after restart", job.id);
+    case StopReason::shutdown:
+      requeue_stopped(*rj, job);
       break;
     case StopReason::none:
       ending = result.ok ? ending_succeeded(result.output) : ending_failed(result.error);
@@ -166,7 +180,30 @@ void Scheduler::run_job(Job job) {
     }
   }
   live_.remove(job.id);
-  running_.fetch_sub(1);
+  {
+    std::lock_guard lock(mu_);
+    running_.fetch_sub(1);
+  }
+  idle_cv_.notify_all();
+}
+
+// A job stopped by shutdown goes back to the queue now, so the next start runs it as
+// a queued job (not as one a crash interrupted, which --max-attempts counts). If the
+// store cannot be written it stays `running`, and the next start re-queues it.
+void Scheduler::requeue_stopped(RunningJob& rj, const Job& job) {
+  std::lock_guard lock(rj.mu);
+  if (rj.finalized) return;  // cancelled meanwhile
+  try {
+    if (store_.requeue_for_retry(job.id, util::now_us())) {
+      if (options_.on_requeued) options_.on_requeued();
+      spdlog::info("job {}: stopped by shutdown; re-queued, it runs again after restart",
+                   job.id);
+      return;
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("job {}: could not re-queue it at shutdown: {}", job.id, e.what());
+  }
+  spdlog::info("job {}: stopped by shutdown; it runs again after restart", job.id);
 }
 
 // A failed attempt of a job with retries left goes back to the queue after an

@@ -34,8 +34,12 @@ class Scheduler {
   ~Scheduler();
 
   void start();
-  // Stops every running job (it goes back to the queue on the next start) and joins
-  // the workers.
+  // Graceful stop, step 1: no new job is claimed; running jobs go on.
+  void stop_claiming();
+  // Step 2: waits until no job is running, or until `deadline`. True if none is.
+  bool wait_idle(std::chrono::steady_clock::time_point deadline);
+  // Step 3: stops every job still running (each goes back to the queue) and joins the
+  // workers. Also works without steps 1 and 2.
   void stop();
   // New jobs were queued: wake up to `n` idle workers.
   void wake(int n);
@@ -46,6 +50,7 @@ class Scheduler {
   void worker_loop();
   void run_job(Job job);
   bool retry_later(RunningJob& rj, const Job& job, const std::string& error);
+  void requeue_stopped(RunningJob& rj, const Job& job);
 
   store::Store& store_;
   agents::Agent& agent_;
@@ -56,7 +61,9 @@ class Scheduler {
   std::mutex mu_;
   std::condition_variable cv_;
   std::uint64_t generation_ = 0;  // bumped by wake(): "there may be new work"
-  bool stopping_ = false;
+  bool stopping_ = false;          // no more claims
+  bool cancel_running_ = false;    // stop(): running jobs are stopped too
+  std::condition_variable idle_cv_;  // a job ended (for wait_idle)
   std::mt19937_64 rng_;  // retry jitter (guarded by mu_)
   std::atomic<int> running_{0};
   std::vector<std::thread> workers_;

@@ -28,6 +28,9 @@ class RunqServer:
     def start(self, timeout=15):
         cmd = [RUNQ_BIN, "serve", "--port", "0", "--db", self.db_path] + self.args
         env = dict(os.environ)
+        # Servers are stopped at teardown with jobs still running; draining them would
+        # only slow the suite. Tests of the drain pass --drain-timeout themselves.
+        env.setdefault("RUNQ_DRAIN_TIMEOUT", "0")
         env.update(self.env or {})
         self.log = []
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -217,6 +217,40 @@ TEST_F(JobServiceTest, StopRefusesSubmits) {
   EXPECT_TRUE(service_->health().shutdown);
 }
 
+// Graceful stop: after begin_stop() no queued job starts, a running one finishes within
+// the drain; one still running at stop() goes back to the queue, not to failed.
+TEST_F(JobServiceTest, DrainFinishesRunningJobsAndStartsNoNewOnes) {
+  start(1);
+  auto running = submit("drained", {{"sleep_seconds", 0.3}});
+  wait_status(running.job.id, {JobStatus::running});
+  auto waiting = submit("not started");
+  service_->begin_stop();
+  EXPECT_EQ(submit("late").kind, SubmitOutcome::Kind::shutting_down);
+  EXPECT_TRUE(service_->drain(10s));
+  EXPECT_EQ(service_->running(), 0);
+  service_->stop();
+  EXPECT_EQ(store_->get_status(running.job.id)->status, JobStatus::succeeded);
+  auto w = store_->get_status(waiting.job.id);
+  EXPECT_EQ(w->status, JobStatus::queued);
+  EXPECT_EQ(w->attempts, 0);
+}
+
+TEST_F(JobServiceTest, JobsStillRunningAfterTheDrainAreRequeued) {
+  start(2);
+  auto a = submit("long", {{"sleep_seconds", 60}});
+  wait_status(a.job.id, {JobStatus::running});
+  service_->begin_stop();
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_FALSE(service_->drain(200ms));
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 200ms);
+  EXPECT_EQ(service_->running(), 1);
+  service_->stop();
+  auto j = store_->get_status(a.job.id);
+  EXPECT_EQ(j->status, JobStatus::queued);
+  EXPECT_EQ(j->attempts, 1);
+  EXPECT_FALSE(j->error);
+}
+
 namespace {
 // Fails the first `failures` attempts of every job, then echoes the prompt.
 struct FlakyAgent : agents::Agent {

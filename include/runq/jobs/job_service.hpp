@@ -81,9 +81,16 @@ class JobService {
   // Re-queues jobs a dead process left running (failing those interrupted max_attempts
   // times), then starts the committer, the workers and the retention sweep.
   void start();
-  // Stops taking submits, stops the workers (running jobs are stopped and put back in
-  // the queue for the next start) and the committer. Idempotent.
+  // Graceful stop, step 1: refuses submits from now on (shutting_down), commits those
+  // already taken, answers every ?wait= waiter, starts no new job. Running jobs go on.
+  void begin_stop();
+  // Step 2: waits up to `timeout` for the running jobs to end. True if none is left.
+  bool drain(std::chrono::milliseconds timeout);
+  // Step 3 (also alone): begin_stop(), then stops the jobs still running (each goes
+  // back to the queue for the next start) and the workers. Idempotent.
   void stop();
+  // Jobs running right now.
+  int running() const;
 
   // Stores `job` (the validated request: prompt, fields, idempotency_key,
   // request_hash, timeout_s 0 = default) and calls `done` once it is committed or
