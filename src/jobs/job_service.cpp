@@ -304,7 +304,7 @@ store::StatusCounts JobService::counts(const std::optional<std::string>& owner) 
 HealthStats JobService::health() {
   HealthStats h;
   h.running_jobs = state_->scheduler.running();
-  h.queued_jobs = store_.count_by_status(std::nullopt)[static_cast<int>(JobStatus::queued)];
+  h.queued_jobs = state_->queued.load();  // kept in memory: /health costs no COUNT(*)
   h.max_concurrent = options_.max_concurrent;
   h.default_timeout = options_.default_timeout_s;
   {
