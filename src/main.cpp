@@ -90,6 +90,8 @@ int serve(const runq::config::ServeConfig& cfg) {
   http_options.max_connections = cfg.max_connections;
   http_options.header_timeout = std::chrono::seconds(cfg.header_timeout);
   http_options.idle_timeout = std::chrono::seconds(cfg.idle_timeout);
+  http_options.body_timeout = std::chrono::seconds(cfg.body_timeout);
+  http_options.write_timeout = std::chrono::seconds(cfg.write_timeout);
   http_options.io_threads =
       cfg.io_threads > 0 ? cfg.io_threads
                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

@@ -112,6 +112,14 @@ std::optional<int> parse_serve(const std::vector<std::string>& args, ServeConfig
                  "Seconds an idle keep-alive connection stays open")
       ->envname("RUNQ_IDLE_TIMEOUT")
       ->check(CLI::Range(1, 86400));
+  app.add_option("--body-timeout", out.body_timeout,
+                 "Seconds a client has to send a whole request body")
+      ->envname("RUNQ_BODY_TIMEOUT")
+      ->check(CLI::Range(1, 3600));
+  app.add_option("--write-timeout", out.write_timeout,
+                 "Seconds a client has to take one response (or one SSE write)")
+      ->envname("RUNQ_WRITE_TIMEOUT")
+      ->check(CLI::Range(1, 3600));
   app.add_option("--drain-timeout", out.drain_timeout,
                  "On SIGTERM/SIGINT, seconds running jobs get to finish before they are "
                  "stopped and re-queued (0 stops them at once)")

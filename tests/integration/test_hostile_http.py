@@ -243,6 +243,18 @@ def test_silent_connection_closed_after_header_timeout(make_server):
     assert took is not None and 0.7 <= took < 3.0, took
 
 
+def test_trickled_body_cut_off_after_body_timeout(make_server):
+    s = make_server("--body-timeout", "1")
+    with RawConn(s.url) as c:
+        c.send(b"POST /api/v1/runs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               b"Content-Length: 5000\r\n\r\n")
+        # The body comes a byte every 0.2 s: only a deadline on the whole body ends it.
+        took = _time_until_closed(c, trickle=b"{" + b" " * 4000)
+    assert took is not None, "a client trickling its body was never cut off"
+    assert 0.7 <= took < 3.0, took
+    server_alive(s)
+
+
 def test_idle_keepalive_connection_closed_after_idle_timeout(make_server):
     s = make_server("--idle-timeout", "1", "--header-timeout", "10")
     with RawConn(s.url) as c:

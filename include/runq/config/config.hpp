@@ -40,6 +40,8 @@ struct ServeConfig {
   std::size_t max_header_bytes = 16384;     // --max-header-bytes, RUNQ_MAX_HEADER_BYTES (431 beyond)
   int header_timeout = 10;                  // --header-timeout, RUNQ_HEADER_TIMEOUT (s)
   int idle_timeout = 60;                    // --idle-timeout, RUNQ_IDLE_TIMEOUT (s)
+  int body_timeout = 30;                    // --body-timeout, RUNQ_BODY_TIMEOUT (s)
+  int write_timeout = 30;                   // --write-timeout, RUNQ_WRITE_TIMEOUT (s)
   int drain_timeout = 30;                   // --drain-timeout, RUNQ_DRAIN_TIMEOUT (s)
 };
 
