@@ -800,11 +800,11 @@ TEST(SqliteStoreFile, UsesWalFullSyncAndSchemaVersion) {
   const fs::path path = dir.path / "jobs.db";
   auto s = open_sqlite_store(path.string());
   EXPECT_EQ(raw_query(path, "PRAGMA journal_mode"), "wal");
-  EXPECT_EQ(raw_query(path, "PRAGMA user_version"), "2");
+  EXPECT_EQ(raw_query(path, "PRAGMA user_version"), "3");
   EXPECT_EQ(raw_query(path,
                       "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN "
-                      "('jobs', 'idempotency_keys') ORDER BY name"),
-            "idempotency_keys\njobs");
+                      "('jobs', 'idempotency_keys', 'store_probe') ORDER BY name"),
+            "idempotency_keys\njobs\nstore_probe");
 }
 
 TEST(SqliteStoreFile, NewerSchemaVersionIsRefused) {
