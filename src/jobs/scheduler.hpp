@@ -45,7 +45,10 @@ class Scheduler {
  private:
   void worker_loop();
   void run_job(Job job);
+  void record_end(RunningJob& rj, const Job& job, Ending ending, bool want_retry);
   bool retry_later(RunningJob& rj, const Job& job, const std::string& error);
+  // Sleeps `d` or until stop(); false if stopping.
+  bool pause(std::chrono::milliseconds d);
 
   store::Store& store_;
   agents::Agent& agent_;
