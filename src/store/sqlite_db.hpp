@@ -27,9 +27,10 @@
 
 namespace runq::store::sqlite {
 
-// SQLite reads errno late (sqlite3_system_errno is often 0 after a failed write), so for
-// an I/O error ask the file system what is wrong with the database file: EROFS if it is
-// on a read-only file system, ENOSPC if that has no free block left; else 0.
+// SQLite reads errno late (sqlite3_system_errno is often 0, or another call's errno, after
+// a failed write), so for an I/O error ask the file system what is wrong with the
+// database file: EROFS if it is on a read-only file system, ENOSPC if that has no free
+// block left; else 0.
 inline int file_system_errno(sqlite3* db) {
   const char* file = sqlite3_db_filename(db, "main");
   if (!file || !*file) return 0;  // ":memory:"
@@ -46,8 +47,9 @@ inline int file_system_errno(sqlite3* db) {
     const int code = sqlite3_extended_errcode(db);
     int sys = sqlite3_system_errno(db);
     const int primary = code & 0xff;
-    if (sys == 0 && (primary == SQLITE_IOERR || primary == SQLITE_CANTOPEN))
-      sys = file_system_errno(db);
+    if (primary == SQLITE_IOERR || primary == SQLITE_CANTOPEN) {
+      if (int fs = file_system_errno(db)) sys = fs;  // more telling than a stale errno
+    }
     if (auto reason = classify_sqlite_error(code, sys)) {
       message += " (SQLite code " + std::to_string(code);
       if (sys != 0) message += ", errno " + std::to_string(sys);

@@ -16,6 +16,7 @@
 #include "sqlite_db.hpp"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -339,7 +340,8 @@ class SqliteStore final : public Store {
     } catch (const DamagedDatabase&) {
       throw;
     } catch (const StoreUnavailable& e) {
-      if (e.reason() == FaultReason::read_only) throw read_only_at_start(path);
+      if (e.reason() == FaultReason::read_only || (!memory && read_only_path(path)))
+        throw read_only_at_start(path);
       throw std::runtime_error("cannot open SQLite database '" + path + "': " +
                                std::string(describe(e.reason())) + " (" + e.what() + ")");
     } catch (const std::exception& e) {
@@ -347,12 +349,25 @@ class SqliteStore final : public Store {
       // SQLite found a malformed page on its own (e.g. while reading the schema).
       if (writer_ && (sqlite3_extended_errcode(writer_->db.get()) & 0xff) == SQLITE_CORRUPT)
         throw damaged(path, what);
+      if (!memory && read_only_path(path)) throw read_only_at_start(path);
       if (what.rfind("cannot open SQLite database", 0) == 0) throw;  // already names the path
       throw std::runtime_error("cannot open SQLite database '" + path + "': " + what);
     }
   }
 
   std::string kind() const override { return "sqlite"; }
+
+  // The file, or the directory its -wal and -shm files go to, cannot be written (a
+  // read-only file system, or no permission).
+  static bool read_only_path(const std::string& path) {
+    auto denied = [](const std::string& p) {
+      return ::access(p.c_str(), W_OK) != 0 &&
+             (errno == EROFS || errno == EACCES || errno == EPERM);
+    };
+    const auto slash = path.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+    return denied(path) || denied(dir);
+  }
 
   // runq does not start on a database it cannot write (it would refuse every submit and
   // could never record a job's end): the operator is told what to do instead.

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import (RunqServer, collect_stream, get_status, list_all, submit,
+from conftest import (RUNQ_BIN, RunqServer, collect_stream, get_status, list_all, submit,
                       wait_status, wait_until)
 
 DISK_FULL = "Job store is not writable (disk full); retry later"
@@ -283,5 +283,57 @@ def test_read_only_file_system_503_reads_go_on_and_recovery(toggled_fs):
         log = check_recovered_and_durable(server, acked, long_id, long_prompt)
         assert "job store is not writable (read-only database or file system)" in log
         assert "job store is writable again" in log
+    finally:
+        server.kill()
+
+
+def test_read_only_at_start_is_refused_with_a_clear_message(toggled_fs):
+    """runq does not start on a database it cannot write (documented choice): it exits 1
+    and says what to do. Once the file system is writable again it starts as usual."""
+    mnt, read_only = toggled_fs
+    db = str(mnt / "runq.db")
+    server = RunqServer(db).start()
+    try:
+        with server.client() as c:
+            job_id = submit(c, "before")["job_id"]
+            wait_status(c, job_id)
+        assert server.terminate(10) == 0
+        read_only.touch()
+        proc = subprocess.run([RUNQ_BIN, "serve", "--port", "0", "--db", db],
+                              capture_output=True, text=True, timeout=20)
+        assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
+        out = proc.stdout + proc.stderr
+        assert f"cannot open SQLite database '{db}'" in out, out
+        assert "is read-only, and runq must write it" in out, out
+        read_only.unlink()
+        server.start()
+        with server.client() as c:
+            assert get_status(c, job_id)["status"] == "succeeded"
+            assert c.get("/health").json()["status"] == "healthy"
+    finally:
+        server.kill()
+
+
+def test_retry_of_a_failed_attempt_waits_for_the_store(toggled_fs):
+    """A failed attempt due for a retry goes back to the queue only when the store can
+    record it: while it cannot, the job shows running; afterwards it is retried as if
+    nothing had happened (attempts 2, then its final error)."""
+    mnt, read_only = toggled_fs
+    server = RunqServer(str(mnt / "runq.db"),
+                        ["--max-concurrent", "1", "--retry-delay", "0.1"]).start()
+    try:
+        with server.client() as c:
+            job_id = submit(c, "flaky", max_retries=1,
+                            config={"sleep_seconds": 1.0, "fail_with": "boom"})["job_id"]
+            wait_status(c, job_id, "running", timeout=10)
+            read_only.touch()
+            time.sleep(2.0)  # the first attempt has failed by now; its re-queue cannot be stored
+            st = get_status(c, job_id)
+            assert st["status"] == "running" and st["attempts"] == 1, st
+            read_only.unlink()
+            done = wait_status(c, job_id, timeout=20)
+            assert done["status"] == "failed", done
+            assert done["error"] == "boom"
+            assert done["attempts"] == 2, done
     finally:
         server.kill()

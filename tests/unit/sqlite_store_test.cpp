@@ -849,3 +849,17 @@ TEST(SqliteStoreFile, ClaimAndListUseIndexes) {
 }
 
 }  // namespace
+
+TEST(SqliteStoreFile, NoWriteFaultWhenHealthyAndTheProbeWrites) {
+  TempDir dir;
+  const fs::path path = dir.path / "jobs.db";
+  auto s = open_sqlite_store(path.string());
+  EXPECT_FALSE(s->write_fault().has_value());
+  s->probe_write();
+  EXPECT_EQ(raw_query(path, "SELECT COUNT(*) FROM store_probe"), "1");
+  s->probe_write();  // one row, rewritten
+  EXPECT_EQ(raw_query(path, "SELECT COUNT(*) FROM store_probe"), "1");
+  EXPECT_FALSE(s->write_fault().has_value());
+  // The probe is no job.
+  EXPECT_EQ(s->count_by_status(std::nullopt), (StatusCounts{0, 0, 0, 0, 0}));
+}
