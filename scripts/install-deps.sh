@@ -9,4 +9,4 @@ $SUDO apt-get install -y --no-install-recommends \
   build-essential cmake g++ pkg-config ca-certificates curl openssl \
   libboost1.81-dev nlohmann-json3-dev libspdlog-dev libsqlite3-dev libssl-dev \
   libcli11-dev libgtest-dev \
-  python3 python3-httpx python3-pytest
+  python3 python3-httpx python3-pytest python3-fusepy

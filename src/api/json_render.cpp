@@ -101,9 +101,16 @@ Json health_json(const jobs::HealthStats& h) {
   stats["default_timeout"] = h.default_timeout;
   stats["shutdown"] = h.shutdown;
   Json j = Json::object();
-  j["status"] = "healthy";
+  j["status"] = h.store_fault ? "degraded" : "healthy";
   j["store"] = h.store_kind.empty() ? std::string("sqlite") : h.store_kind;
   j["executor_stats"] = std::move(stats);
+  if (h.store_fault) {
+    // Only while degraded, so a healthy answer keeps exactly its documented fields.
+    j["store_error"] = "Job store is not writable (" +
+                       std::string(store::describe(h.store_fault->reason)) +
+                       "): " + h.store_fault->message;
+    j["store_error_since"] = util::rfc3339(h.store_fault->since_us);
+  }
   return j;
 }
 

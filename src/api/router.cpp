@@ -100,6 +100,17 @@ Response validation_response(const ValidationErrors& errors) {
 
 Response internal_error() { return error_response(500, "Internal server error"); }
 
+// Seconds a client is asked to wait when the job store cannot be written.
+constexpr int kStoreRetryAfterS = 5;
+
+// 503 for a store that cannot be written now (disk full, read-only): the client may
+// retry the very same request later.
+Response store_unavailable(std::string_view detail) {
+  Response r = error_response(503, detail);
+  r.headers.push_back({"Retry-After", std::to_string(kStoreRetryAfterS)});
+  return r;
+}
+
 constexpr std::string_view kInvalidStatus =
     ". Valid values: ['queued', 'running', 'succeeded', 'failed', 'cancelled']";
 
@@ -150,9 +161,12 @@ Response submit_answer(const jobs::SubmitOutcome& out, const std::string& base,
       r = error_response(503, "Server is shutting down");
       r.headers.push_back({"Retry-After", "5"});
       break;
+    case Kind::store_unavailable:
+      r = store_unavailable(out.error);
+      break;
     case Kind::store_error:
       r = error_response(503, "Job store unavailable: " + out.error);
-      r.headers.push_back({"Retry-After", "5"});
+      r.headers.push_back({"Retry-After", std::to_string(kStoreRetryAfterS)});
       break;
   }
   return r;
@@ -206,6 +220,10 @@ void Router::handle(http::Request&& request, http::Reply reply) {
         case Route::none: break;
       }
     }
+  } catch (const store::StoreUnavailable& e) {
+    // e.g. cancel or delete while the disk is full: 503, never 500.
+    spdlog::warn("api: {} {}: {}", request.method, request.path, e.what());
+    response = store_unavailable(e.detail());
   } catch (const std::exception& e) {
     spdlog::error("api: {} {} failed: {}", request.method, request.path, e.what());
     response = internal_error();
@@ -301,6 +319,9 @@ std::optional<Response> Router::answer_or_wait(const http::Request& request,
         Response r;
         try {
           r = (this->*answer)(id, nullptr);
+        } catch (const store::StoreUnavailable& e) {
+          spdlog::warn("api: {} after wait: {}", what, e.what());
+          r = store_unavailable(e.detail());
         } catch (const std::exception& e) {
           spdlog::error("api: {} after wait failed: {}", what, e.what());
           r = internal_error();

@@ -187,8 +187,14 @@ void JobService::commit_loop() {
     for (std::size_t i = 0; i < admit; ++i) jobs.push_back(batch[i].job);
     std::vector<store::InsertResult> results;
     std::string error;
+    bool unavailable = false;
     try {
       if (!jobs.empty()) results = store_.insert(jobs);
+    } catch (const store::StoreUnavailable& e) {
+      // Disk full, read-only: refused with 503; the next batch simply tries again.
+      error = e.detail();
+      unavailable = true;
+      spdlog::warn("refused {} submit(s): {}", jobs.size(), e.what());
     } catch (const std::exception& e) {
       error = e.what();
       spdlog::error("storing {} submitted job(s) failed: {}", jobs.size(), error);
@@ -210,6 +216,9 @@ void JobService::commit_loop() {
         out.kind = SubmitOutcome::Kind::queue_full;
         out.queued_jobs = std::max(queued_before + inserted, options_.max_queued);
         out.retry_after_s = full_after;
+      } else if (unavailable) {
+        out.kind = SubmitOutcome::Kind::store_unavailable;
+        out.error = error;
       } else if (!error.empty() || i >= results.size()) {
         out.kind = SubmitOutcome::Kind::store_error;
         out.error = error.empty() ? "store returned too few results" : error;
@@ -312,6 +321,7 @@ HealthStats JobService::health() {
     h.shutdown = state_->stopping;
   }
   h.store_kind = store_.kind();
+  h.store_fault = store_.write_fault();
   return h;
 }
 
@@ -347,6 +357,9 @@ void JobService::sweep_loop() {
       if (std::int64_t n = sweep_expired(); n > 0)
         spdlog::info("retention: deleted {} job(s) finished more than {} s ago", n,
                      options_.retention_s);
+    } catch (const store::StoreUnavailable& e) {
+      // Logged by the store when the fault began; the next pass tries again.
+      spdlog::debug("retention sweep: {}", e.what());
     } catch (const std::exception& e) {
       spdlog::error("retention sweep failed: {}", e.what());
     }

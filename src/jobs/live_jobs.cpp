@@ -133,10 +133,14 @@ bool LiveJobs::finalize(RunningJob& rj, const Ending& ending) {
     final_job.status = ending.status;
     final_job.result = ending.result;
     final_job.error = ending.error;
-    final_job.completed_at_us = util::now_us();
-    if (ending.status == JobStatus::succeeded && final_job.progress.percentage < 100.0) {
+    final_job.completed_at_us = ending.completed_at_us.value_or(util::now_us());
+    if (ending.status == JobStatus::succeeded &&
+        (final_job.progress.percentage < 100.0 || rj.completed_event)) {
       final_job.progress.percentage = 100.0;
-      rj.log->append("progress", progress_event(100.0, std::string("Completed")));
+      // Once only, also when an earlier try could not store the end.
+      if (!rj.completed_event)
+        rj.log->append("progress", progress_event(100.0, std::string("Completed")));
+      rj.completed_event = true;
     }
     final_job.metrics = rj.view.metrics;
     final_job.events_json = rj.log->to_json_closed_with(ending.event_type, ending.event_data);

@@ -24,6 +24,7 @@ struct RunningJob {
   Job view;  // the status view: no prompt/result payloads; progress kept current
   CancelToken token;
   bool finalized = false;  // its terminal state has been written (first writer wins)
+  bool completed_event = false;  // the 100% progress event of a success is in the log
   std::shared_ptr<EventLog> log;
 };
 
@@ -34,6 +35,9 @@ struct Ending {
   std::optional<std::string> error;
   std::string event_type;  // "result", "error", "cancelled"
   std::string event_data;  // JSON text
+  // When the job ended; unset: when finalize is called. (Set by a worker that may have
+  // to retry the write, so the stored time is when the work ended.)
+  std::optional<std::int64_t> completed_at_us;
 };
 
 Ending ending_succeeded(const std::string& result);
@@ -67,7 +71,9 @@ class LiveJobs {
 
   // Writes the job's terminal state to the store, then to the view and the event log,
   // then wakes waiters. Only the first call for a job does anything; returns whether
-  // this call did. Throws if the store write fails (nothing is changed then).
+  // this call did. Throws if the store write fails (StoreUnavailable for a storage
+  // fault): the job is then still running as far as readers can tell, and a later call
+  // may try again.
   bool finalize(RunningJob& rj, const Ending& ending);
 
   // A queued job was cancelled in the store: close its event log if it has one.

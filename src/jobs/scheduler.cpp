@@ -1,5 +1,6 @@
 #include "scheduler.hpp"
 
+#include "runq/store/store_error.hpp"
 #include "runq/util/time.hpp"
 
 #include <spdlog/spdlog.h>
@@ -13,9 +14,14 @@ namespace {
 // Idle workers look at the store this often even without a wake-up, so work queued
 // by another process (or a missed wake-up) is never stranded.
 constexpr auto kIdlePoll = std::chrono::seconds(1);
-// How long a worker backs off after the store failed to hand out work.
-constexpr auto kStoreErrorBackoff = std::chrono::seconds(1);
-// How often a worker retries recording a job's end when the store fails.
+// How long a worker backs off after the store failed to hand out work, and how often
+// idle workers look whether a store that could not be written can be again.
+constexpr auto kStoreErrorBackoff = std::chrono::milliseconds(1000);
+// Recording a job's end while the store cannot be written (disk full, read-only): tried
+// again after this, doubling up to the max, until it succeeds or the server stops.
+constexpr auto kEndRetryFirst = std::chrono::milliseconds(200);
+constexpr auto kEndRetryMax = std::chrono::milliseconds(5000);
+// How often a worker tries recording a job's end when the store fails otherwise.
 constexpr int kFinishAttempts = 5;
 
 // Forwards an agent's progress to the live view and the event log.
@@ -94,13 +100,28 @@ void Scheduler::worker_loop() {
       if (stopping_) return;
       seen = generation_;
     }
+    if (store_.write_fault()) {
+      // The store cannot be written (disk full, read-only): start nothing new, whose end
+      // could not be recorded either. Look again shortly; the probe write is how the
+      // server notices, by itself, that the fault has cleared.
+      if (!pause(kStoreErrorBackoff)) return;
+      try {
+        store_.probe_write();
+      } catch (const std::exception& e) {
+        spdlog::debug("store probe failed: {}", e.what());
+        continue;
+      }
+    }
     std::optional<Job> job;
     try {
       job = store_.claim_next(util::now_us());
+    } catch (const store::StoreUnavailable& e) {
+      spdlog::debug("claiming a job failed: {}", e.what());  // the store logged the fault
+      if (!pause(kStoreErrorBackoff)) return;
+      continue;
     } catch (const std::exception& e) {
       spdlog::error("claiming a job failed: {}", e.what());
-      std::unique_lock lock(mu_);
-      cv_.wait_for(lock, kStoreErrorBackoff, [&] { return stopping_; });
+      if (!pause(kStoreErrorBackoff)) return;
       continue;
     }
     if (job) {
@@ -164,20 +185,11 @@ void Scheduler::run_job(Job job) {
       ending = result.ok ? ending_succeeded(result.output) : ending_failed(result.error);
       break;
   }
-  if (ending && ending->status == JobStatus::failed && job.attempts <= job.max_retries &&
-      retry_later(*rj, job, *ending->error)) {
-    ending.reset();
-  }
-  for (int i = 0; ending && i < kFinishAttempts; ++i) {
-    try {
-      live_.finalize(*rj, *ending);
-      spdlog::debug("job {}: {}", job.id, to_string(ending->status));
-      break;
-    } catch (const std::exception& e) {
-      spdlog::error("job {}: recording its end failed (try {}): {}", job.id, i + 1,
-                    e.what());
-      std::this_thread::sleep_for(std::chrono::milliseconds(200 << i));
-    }
+  if (ending) {
+    ending->completed_at_us = util::now_us();
+    const bool want_retry =
+        ending->status == JobStatus::failed && job.attempts <= job.max_retries;
+    record_end(*rj, job, std::move(*ending), want_retry);
   }
   live_.remove(job.id);
   {
@@ -206,6 +218,53 @@ void Scheduler::requeue_stopped(RunningJob& rj, const Job& job) {
   spdlog::info("job {}: stopped by shutdown; it runs again after restart", job.id);
 }
 
+bool Scheduler::pause(std::chrono::milliseconds d, bool until_cancel) {
+  std::unique_lock lock(mu_);
+  return !cv_.wait_for(lock, d, [&] { return until_cancel ? cancel_running_ : stopping_; });
+}
+
+// Records how a job ended: back to the queue for a retry (want_retry), else its terminal
+// state. While the store cannot be written (disk full, read-only file system) nothing is
+// lost: the ending is kept here, readers still see the job running (live view), and the
+// write is tried again with a growing pause until it succeeds. Only if the server stops
+// first is it given up — then the job is still `running` in the store and runs again
+// after the restart, like any job interrupted by a stop.
+void Scheduler::record_end(RunningJob& rj, const Job& job, Ending ending, bool want_retry) {
+  auto backoff = kEndRetryFirst;
+  int other_failures = 0;
+  for (int attempt = 1;; ++attempt) {
+    try {
+      if (want_retry) {
+        if (retry_later(rj, job, *ending.error)) return;
+        want_retry = false;  // cancelled meanwhile, or not running in the store: it ends
+      }
+      if (live_.finalize(rj, ending)) {  // false: a cancel recorded the end first
+        spdlog::debug("job {}: {}", job.id, to_string(ending.status));
+        if (attempt > 1)
+          spdlog::info("job {}: its end ({}) is stored now, after {} tries", job.id,
+                       to_string(ending.status), attempt);
+      }
+      return;
+    } catch (const store::StoreUnavailable& e) {
+      if (attempt == 1)
+        spdlog::warn("job {}: cannot store its end ({}) now: {}; keeping it and trying "
+                     "again until the store can be written",
+                     job.id, to_string(ending.status), e.what());
+    } catch (const std::exception& e) {
+      spdlog::error("job {}: recording its end failed (try {}): {}", job.id,
+                    other_failures + 1, e.what());
+      if (++other_failures >= kFinishAttempts) return;
+    }
+    if (!pause(backoff, /*until_cancel=*/true)) {  // a drain keeps trying; stop() ends it
+      spdlog::warn("job {}: the server stops before its end could be stored; it is left "
+                   "running in the store and runs again after the restart",
+                   job.id);
+      return;
+    }
+    backoff = std::min<std::chrono::milliseconds>(backoff * 2, kEndRetryMax);
+  }
+}
+
 // A failed attempt of a job with retries left goes back to the queue after an
 // exponential backoff with jitter. False if it could not (then the failure stands).
 bool Scheduler::retry_later(RunningJob& rj, const Job& job, const std::string& error) {
@@ -224,6 +283,8 @@ bool Scheduler::retry_later(RunningJob& rj, const Job& job, const std::string& e
     if (rj.finalized) return false;  // cancelled meanwhile
     try {
       if (!store_.requeue_for_retry(job.id, not_before)) return false;
+    } catch (const store::StoreUnavailable&) {
+      throw;  // the caller keeps the job and tries again
     } catch (const std::exception& e) {
       spdlog::error("job {}: could not re-queue it for a retry: {}", job.id, e.what());
       return false;

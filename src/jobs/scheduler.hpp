@@ -49,8 +49,12 @@ class Scheduler {
  private:
   void worker_loop();
   void run_job(Job job);
+  void record_end(RunningJob& rj, const Job& job, Ending ending, bool want_retry);
   bool retry_later(RunningJob& rj, const Job& job, const std::string& error);
   void requeue_stopped(RunningJob& rj, const Job& job);
+  // Sleeps `d` or until claiming stops (stop_claiming or stop), or with until_cancel
+  // until stop() alone; false if that came first.
+  bool pause(std::chrono::milliseconds d, bool until_cancel = false);
 
   store::Store& store_;
   agents::Agent& agent_;

@@ -8,9 +8,15 @@
 //         statement and clears its bindings when it goes out of scope, so a read never
 //         keeps a snapshot open and a cached statement is always ready for reuse.
 //
-// Every SQLite error becomes a std::runtime_error carrying sqlite3_errmsg().
-#include <sqlite3.h>
+// Every SQLite error becomes a std::runtime_error carrying sqlite3_errmsg() — a storage
+// fault (disk full, read-only, I/O error, cannot open) a store::StoreUnavailable.
+#include "runq/store/store_error.hpp"
 
+#include <sqlite3.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -21,12 +27,45 @@
 
 namespace runq::store::sqlite {
 
+// SQLite reads errno late (sqlite3_system_errno is often 0, or another call's errno, after
+// a failed write), so for an I/O error ask the file system what is wrong with the
+// database file: EROFS if it is on a read-only file system, ENOSPC if that has no free
+// block left; else 0.
+inline int file_system_errno(sqlite3* db) {
+  const char* file = sqlite3_db_filename(db, "main");
+  if (!file || !*file) return 0;  // ":memory:"
+  if (::access(file, W_OK) != 0 && errno == EROFS) return EROFS;
+  struct statvfs st {};
+  if (::statvfs(file, &st) == 0 && st.f_blocks > 0 && st.f_bfree == 0) return ENOSPC;
+  return 0;
+}
+
+// Throws the error `db` has just reported: StoreUnavailable for a storage fault,
+// std::runtime_error for the rest. `message` is the whole text for the log.
+[[noreturn]] inline void throw_message(sqlite3* db, std::string message) {
+  if (db) {
+    const int code = sqlite3_extended_errcode(db);
+    int sys = sqlite3_system_errno(db);
+    const int primary = code & 0xff;
+    if (primary == SQLITE_IOERR || primary == SQLITE_CANTOPEN) {
+      if (int fs = file_system_errno(db)) sys = fs;  // more telling than a stale errno
+    }
+    if (auto reason = classify_sqlite_error(code, sys)) {
+      message += " (SQLite code " + std::to_string(code);
+      if (sys != 0) message += ", errno " + std::to_string(sys);
+      message += ")";
+      throw StoreUnavailable(*reason, message);
+    }
+  }
+  throw std::runtime_error(message);
+}
+
 [[noreturn]] inline void throw_error(sqlite3* db, std::string_view what) {
   std::string msg = "sqlite: ";
   msg += what;
   msg += ": ";
   msg += db ? sqlite3_errmsg(db) : "out of memory";
-  throw std::runtime_error(msg);
+  throw_message(db, std::move(msg));
 }
 
 class Stmt {
@@ -155,7 +194,7 @@ class Db {
     if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
       std::string msg = std::string("sqlite: ") + (err ? err : sqlite3_errmsg(db_));
       sqlite3_free(err);
-      throw std::runtime_error(msg);
+      throw_message(db_, std::move(msg));
     }
   }
 

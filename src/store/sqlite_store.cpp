@@ -16,6 +16,7 @@
 #include "sqlite_db.hpp"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -31,7 +32,7 @@ namespace {
 using sqlite::Db;
 using sqlite::Use;
 
-constexpr int kSchemaVersion = 2;                // PRAGMA user_version of this code's schema
+constexpr int kSchemaVersion = 3;                // PRAGMA user_version of this code's schema
 constexpr int kBusyTimeoutMs = 5000;             // wait for another process's write lock
 constexpr std::size_t kReaderConnections = 4;    // reader pool size (file databases)
 constexpr int kQuickCheckMessages = 5;           // quick_check findings named in the error
@@ -109,6 +110,15 @@ CREATE INDEX IF NOT EXISTS jobs_completed ON jobs (completed_at)
   WHERE status IN ('succeeded', 'failed', 'cancelled');
 )sql";
 
+// Version 3: one row that probe_write() rewrites to learn whether a storage fault (disk
+// full, read-only file system) has cleared. No job data.
+constexpr const char* kSchemaV3 = R"sql(
+CREATE TABLE IF NOT EXISTS store_probe (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  at INTEGER NOT NULL
+);
+)sql";
+
 // Column lists. A row read back is "seq, " COLS_STATUS [", " COLS_HEAVY]: column i of a
 // row is parameter ?i of kInsertJob, and the column indexes below.
 #define RUNQ_COLS_STATUS                                                                  \
@@ -138,7 +148,7 @@ enum Sql : std::size_t {
   s_insert_job, s_find_key, s_insert_key, s_delete_key, s_delete_key_of_job,
   s_claim, s_finish, s_cancel, s_remove_lookup, s_delete_job,
   s_count_all, s_count_owner, s_requeue, s_requeue_fail, s_retry, s_delete_finished,
-  s_due_webhooks, s_webhook_attempted, s_next_webhook,
+  s_due_webhooks, s_webhook_attempted, s_next_webhook, s_probe,
   s_list_base,                      // + filter mask (8 variants)
   s_count_base = s_list_base + 8,   // + filter mask (8 variants)
 };
@@ -317,9 +327,7 @@ class SqliteStore final : public Store {
         }
         quick_check(db, path);
       }
-      if (sqlite3_db_readonly(db.get(), "main") == 1) {
-        throw std::runtime_error("the file is read-only");
-      }
+      if (sqlite3_db_readonly(db.get(), "main") == 1) throw read_only_at_start(path);
       db.exec("PRAGMA synchronous = FULL");
       migrate(db);
       if (!memory) {
@@ -331,17 +339,44 @@ class SqliteStore final : public Store {
       }
     } catch (const DamagedDatabase&) {
       throw;
+    } catch (const StoreUnavailable& e) {
+      if (e.reason() == FaultReason::read_only || (!memory && read_only_path(path)))
+        throw read_only_at_start(path);
+      throw std::runtime_error("cannot open SQLite database '" + path + "': " +
+                               std::string(describe(e.reason())) + " (" + e.what() + ")");
     } catch (const std::exception& e) {
       std::string what = e.what();
       // SQLite found a malformed page on its own (e.g. while reading the schema).
       if (writer_ && (sqlite3_extended_errcode(writer_->db.get()) & 0xff) == SQLITE_CORRUPT)
         throw damaged(path, what);
+      if (!memory && read_only_path(path)) throw read_only_at_start(path);
       if (what.rfind("cannot open SQLite database", 0) == 0) throw;  // already names the path
       throw std::runtime_error("cannot open SQLite database '" + path + "': " + what);
     }
   }
 
   std::string kind() const override { return "sqlite"; }
+
+  // The file, or the directory its -wal and -shm files go to, cannot be written (a
+  // read-only file system, or no permission).
+  static bool read_only_path(const std::string& path) {
+    auto denied = [](const std::string& p) {
+      return ::access(p.c_str(), W_OK) != 0 &&
+             (errno == EROFS || errno == EACCES || errno == EPERM);
+    };
+    const auto slash = path.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+    return denied(path) || denied(dir);
+  }
+
+  // runq does not start on a database it cannot write (it would refuse every submit and
+  // could never record a job's end): the operator is told what to do instead.
+  static std::runtime_error read_only_at_start(const std::string& path) {
+    return std::runtime_error(
+        "cannot open SQLite database '" + path + "': the file (or its -wal/-shm file, its "
+        "directory or its file system) is read-only, and runq must write it. Make it "
+        "writable (or mount the file system read-write) and start runq again.");
+  }
 
   static DamagedDatabase damaged(const std::string& path, const std::string& finding) {
     return DamagedDatabase(
@@ -377,34 +412,34 @@ class SqliteStore final : public Store {
     if (batch.empty()) return out;
     out.reserve(batch.size());
     const std::int64_t now = util::now_us();
-    std::lock_guard lock(writer_->mu);
-    Db& db = writer_->db;
-    Transaction txn(db, /*immediate=*/true);
-    for (const Job& j : batch) {
-      if (j.idempotency_key) {
-        if (auto earlier = find_by_key(db, *j.idempotency_key, j.request_hash)) {
-          out.push_back(std::move(*earlier));
-          continue;
+    return write([&](Db& db) {
+      Transaction txn(db, /*immediate=*/true);
+      for (const Job& j : batch) {
+        if (j.idempotency_key) {
+          if (auto earlier = find_by_key(db, *j.idempotency_key, j.request_hash)) {
+            out.push_back(std::move(*earlier));
+            continue;
+          }
         }
+        InsertResult r{InsertResult::Outcome::inserted, j};
+        Job& job = r.job;
+        if (job.created_at_us == 0) job.created_at_us = now;
+        insert_row(db, job);
+        job.seq = db.last_insert_rowid();
+        if (job.idempotency_key) {
+          Use(db.cached(s_insert_key,
+                        "INSERT INTO idempotency_keys (key, job_id, request_hash) "
+                        "VALUES (?1, ?2, ?3)"))
+              .bind(1, *job.idempotency_key)
+              .bind(2, job.id)
+              .bind(3, job.request_hash)
+              .run();
+        }
+        out.push_back(std::move(r));
       }
-      InsertResult r{InsertResult::Outcome::inserted, j};
-      Job& job = r.job;
-      if (job.created_at_us == 0) job.created_at_us = now;
-      insert_row(db, job);
-      job.seq = db.last_insert_rowid();
-      if (job.idempotency_key) {
-        Use(db.cached(s_insert_key,
-                      "INSERT INTO idempotency_keys (key, job_id, request_hash) "
-                      "VALUES (?1, ?2, ?3)"))
-            .bind(1, *job.idempotency_key)
-            .bind(2, job.id)
-            .bind(3, job.request_hash)
-            .run();
-      }
-      out.push_back(std::move(r));
-    }
-    txn.commit();
-    return out;
+      txn.commit();
+      return std::move(out);
+    });
   }
 
   std::optional<Job> get(const std::string& id) override {
@@ -416,13 +451,14 @@ class SqliteStore final : public Store {
   }
 
   std::optional<Job> claim_next(std::int64_t now_us) override {
-    std::lock_guard lock(writer_->mu);
-    Use u(writer_->db.cached(s_claim, kClaim));
-    u.bind(1, now_us);
-    if (!u.step()) return std::nullopt;
-    std::optional<Job> job = read_job(u, true);
-    u.run();  // finish the statement: the UPDATE commits when it is done
-    return job;
+    return write([&](Db& db) -> std::optional<Job> {
+      Use u(db.cached(s_claim, kClaim));
+      u.bind(1, now_us);
+      if (!u.step()) return std::nullopt;
+      std::optional<Job> job = read_job(u, true);
+      u.run();  // finish the statement: the UPDATE commits when it is done
+      return job;
+    });
   }
 
   bool finish(const Job& job) override {
@@ -433,60 +469,60 @@ class SqliteStore final : public Store {
     }
     const std::string_view status = jobs::to_string(job.status);
     const std::int64_t completed = job.completed_at_us.value_or(util::now_us());
-    std::lock_guard lock(writer_->mu);
-    Db& db = writer_->db;
-    Use(db.cached(s_finish, kFinish))
-        .bind(1, job.id)
-        .bind(2, status)
-        .bind(3, job.result)
-        .bind(4, job.error)
-        .bind(5, job.progress.percentage)
-        .bind(6, job.progress.current_step)
-        .bind(7, job.progress.steps_completed)
-        .bind(8, job.progress.steps_total)
-        .bind(9, completed)
-        .bind(10, job.events_json)
-        .bind(11, job.run_id)
-        .bind(12, job.agent_id)
-        .bind(13, job.metrics.is_null() ? std::optional<std::string>()
-                                        : std::optional<std::string>(util::json_text(job.metrics)))
-        .run();
-    return db.changes() == 1;
+    return write([&](Db& db) {
+      Use(db.cached(s_finish, kFinish))
+          .bind(1, job.id)
+          .bind(2, status)
+          .bind(3, job.result)
+          .bind(4, job.error)
+          .bind(5, job.progress.percentage)
+          .bind(6, job.progress.current_step)
+          .bind(7, job.progress.steps_completed)
+          .bind(8, job.progress.steps_total)
+          .bind(9, completed)
+          .bind(10, job.events_json)
+          .bind(11, job.run_id)
+          .bind(12, job.agent_id)
+          .bind(13, job.metrics.is_null() ? std::optional<std::string>()
+                                          : std::optional<std::string>(util::json_text(job.metrics)))
+          .run();
+      return db.changes() == 1;
+    });
   }
 
   bool cancel_queued(const std::string& id, std::int64_t now_us,
                      const std::optional<std::string>& reason) override {
-    std::lock_guard lock(writer_->mu);
-    Db& db = writer_->db;
-    Use(db.cached(s_cancel, kCancel)).bind(1, id).bind(2, now_us).bind(3, reason).run();
-    return db.changes() == 1;
+    return write([&](Db& db) {
+      Use(db.cached(s_cancel, kCancel)).bind(1, id).bind(2, now_us).bind(3, reason).run();
+      return db.changes() == 1;
+    });
   }
 
   RemoveOutcome remove(const std::string& id) override {
-    std::lock_guard lock(writer_->mu);
-    Db& db = writer_->db;
-    Transaction txn(db, /*immediate=*/true);
-    std::optional<std::string> key;
-    {
-      Use u(db.cached(s_remove_lookup,
-                      "SELECT status, idempotency_key FROM jobs WHERE id = ?1"));
-      u.bind(1, id);
-      if (!u.step()) return RemoveOutcome::not_found;
-      auto status = jobs::parse_status(u.text_view(0));
-      if (!status || !jobs::is_terminal(*status)) return RemoveOutcome::not_terminal;
-      key = u.opt_text(1);
-    }
-    Use(db.cached(s_delete_job, "DELETE FROM jobs WHERE id = ?1")).bind(1, id).run();
-    if (key) {
-      // Only if the key still points at this job.
-      Use(db.cached(s_delete_key_of_job,
-                    "DELETE FROM idempotency_keys WHERE key = ?1 AND job_id = ?2"))
-          .bind(1, *key)
-          .bind(2, id)
-          .run();
-    }
-    txn.commit();
-    return RemoveOutcome::removed;
+    return write([&](Db& db) {
+      Transaction txn(db, /*immediate=*/true);
+      std::optional<std::string> key;
+      {
+        Use u(db.cached(s_remove_lookup,
+                        "SELECT status, idempotency_key FROM jobs WHERE id = ?1"));
+        u.bind(1, id);
+        if (!u.step()) return RemoveOutcome::not_found;
+        auto status = jobs::parse_status(u.text_view(0));
+        if (!status || !jobs::is_terminal(*status)) return RemoveOutcome::not_terminal;
+        key = u.opt_text(1);
+      }
+      Use(db.cached(s_delete_job, "DELETE FROM jobs WHERE id = ?1")).bind(1, id).run();
+      if (key) {
+        // Only if the key still points at this job.
+        Use(db.cached(s_delete_key_of_job,
+                      "DELETE FROM idempotency_keys WHERE key = ?1 AND job_id = ?2"))
+            .bind(1, *key)
+            .bind(2, id)
+            .run();
+      }
+      txn.commit();
+      return RemoveOutcome::removed;
+    });
   }
 
   ListPage list(const ListQuery& q) override {
@@ -538,58 +574,58 @@ class SqliteStore final : public Store {
   }
 
   RequeueCounts requeue_running(int max_attempts) override {
-    RequeueCounts counts;
-    std::lock_guard lock(writer_->mu);
-    Db& db = writer_->db;
-    Transaction txn(db, /*immediate=*/true);
-    if (max_attempts > 0) {
-      Use(db.cached(s_requeue_fail, kRequeueFail))
-          .bind(1, util::now_us())
-          .bind(2, max_attempts)
+    return write([&](Db& db) {
+      RequeueCounts counts;
+      Transaction txn(db, /*immediate=*/true);
+      if (max_attempts > 0) {
+        Use(db.cached(s_requeue_fail, kRequeueFail))
+            .bind(1, util::now_us())
+            .bind(2, max_attempts)
+            .run();
+        counts.failed = static_cast<int>(db.changes());
+      }
+      Use(db.cached(s_requeue,
+                    "UPDATE jobs SET status = 'queued', started_at = NULL "
+                    "WHERE status = 'running'"))
           .run();
-      counts.failed = static_cast<int>(db.changes());
-    }
-    Use(db.cached(s_requeue,
-                  "UPDATE jobs SET status = 'queued', started_at = NULL "
-                  "WHERE status = 'running'"))
-        .run();
-    counts.requeued = static_cast<int>(db.changes());
-    txn.commit();
-    return counts;
+      counts.requeued = static_cast<int>(db.changes());
+      txn.commit();
+      return counts;
+    });
   }
 
   int delete_finished_before(std::int64_t completed_before_us, int limit) override {
     if (limit <= 0) return 0;
-    std::lock_guard lock(writer_->mu);
-    Db& db = writer_->db;
-    Transaction txn(db, /*immediate=*/true);
-    std::vector<std::pair<std::string, std::string>> keys;  // (key, job id)
-    int deleted = 0;
-    {
-      Use u(db.cached(s_delete_finished, kDeleteFinished));
-      u.bind(1, completed_before_us).bind(2, std::int64_t{limit});
-      while (u.step()) {
-        ++deleted;
-        if (!u.is_null(1)) keys.emplace_back(u.text(1), u.text(0));
+    return write([&](Db& db) {
+      Transaction txn(db, /*immediate=*/true);
+      std::vector<std::pair<std::string, std::string>> keys;  // (key, job id)
+      int deleted = 0;
+      {
+        Use u(db.cached(s_delete_finished, kDeleteFinished));
+        u.bind(1, completed_before_us).bind(2, std::int64_t{limit});
+        while (u.step()) {
+          ++deleted;
+          if (!u.is_null(1)) keys.emplace_back(u.text(1), u.text(0));
+        }
       }
-    }
-    for (const auto& [key, id] : keys) {
-      // Only if the key still points at this job.
-      Use(db.cached(s_delete_key_of_job,
-                    "DELETE FROM idempotency_keys WHERE key = ?1 AND job_id = ?2"))
-          .bind(1, key)
-          .bind(2, id)
-          .run();
-    }
-    txn.commit();
-    return deleted;
+      for (const auto& [key, id] : keys) {
+        // Only if the key still points at this job.
+        Use(db.cached(s_delete_key_of_job,
+                      "DELETE FROM idempotency_keys WHERE key = ?1 AND job_id = ?2"))
+            .bind(1, key)
+            .bind(2, id)
+            .run();
+      }
+      txn.commit();
+      return deleted;
+    });
   }
 
   bool requeue_for_retry(const std::string& id, std::int64_t not_before_us) override {
-    std::lock_guard lock(writer_->mu);
-    Db& db = writer_->db;
-    Use(db.cached(s_retry, kRetry)).bind(1, id).bind(2, not_before_us).run();
-    return db.changes() == 1;
+    return write([&](Db& db) {
+      Use(db.cached(s_retry, kRetry)).bind(1, id).bind(2, not_before_us).run();
+      return db.changes() == 1;
+    });
   }
 
   std::vector<WebhookDelivery> due_webhooks(std::int64_t now_us, int limit) override {
@@ -608,14 +644,30 @@ class SqliteStore final : public Store {
   void webhook_attempted(const std::string& id, bool delivered,
                          std::optional<std::int64_t> next_at_us) override {
     const int state = delivered ? 2 : next_at_us ? 1 : 3;
-    std::lock_guard lock(writer_->mu);
-    Use(writer_->db.cached(s_webhook_attempted,
-                           "UPDATE jobs SET webhook_state = ?2, webhook_attempts = "
-                           "webhook_attempts + 1, webhook_next_at = ?3 WHERE id = ?1"))
-        .bind(1, id)
-        .bind(2, state)
-        .bind(3, delivered ? std::nullopt : next_at_us)
-        .run();
+    write([&](Db& db) {
+      Use(db.cached(s_webhook_attempted,
+                    "UPDATE jobs SET webhook_state = ?2, webhook_attempts = "
+                    "webhook_attempts + 1, webhook_next_at = ?3 WHERE id = ?1"))
+          .bind(1, id)
+          .bind(2, state)
+          .bind(3, delivered ? std::nullopt : next_at_us)
+          .run();
+    });
+  }
+
+  std::optional<StoreFault> write_fault() const override {
+    std::lock_guard lock(fault_mu_);
+    return fault_;
+  }
+
+  void probe_write() override {
+    write([&](Db& db) {
+      Use(db.cached(s_probe,
+                    "INSERT INTO store_probe (id, at) VALUES (1, ?1) "
+                    "ON CONFLICT (id) DO UPDATE SET at = excluded.at"))
+          .bind(1, util::now_us())
+          .run();
+    });
   }
 
   std::optional<std::int64_t> next_webhook_at() override {
@@ -652,8 +704,57 @@ class SqliteStore final : public Store {
       db.exec(kSchemaV2);
       db.exec("PRAGMA user_version = 2");
     }
+    if (v < 3) {
+      db.exec(kSchemaV3);
+      db.exec("PRAGMA user_version = 3");
+    }
     // Future: if (v < 3) { ALTER TABLE ...; PRAGMA user_version = 3; }
     txn.commit();
+  }
+
+  // Runs the write `f(Db&)` on the writer connection and keeps write_fault(): a storage
+  // fault is recorded (and rethrown); a write that changed a row clears it. (One that
+  // changed nothing, e.g. a claim with nothing queued, may not have touched the disk,
+  // so it proves nothing.)
+  template <class F>
+  std::invoke_result_t<F&, Db&> write(F&& f) {
+    std::lock_guard lock(writer_->mu);
+    Db& db = writer_->db;
+    const std::int64_t before = sqlite3_total_changes64(db.get());
+    try {
+      if constexpr (std::is_void_v<std::invoke_result_t<F&, Db&>>) {
+        f(db);
+        if (sqlite3_total_changes64(db.get()) != before) clear_fault();
+      } else {
+        auto result = f(db);
+        if (sqlite3_total_changes64(db.get()) != before) clear_fault();
+        return result;
+      }
+    } catch (const StoreUnavailable& e) {
+      note_fault(e);
+      throw;
+    }
+  }
+
+  void note_fault(const StoreUnavailable& e) {
+    std::lock_guard lock(fault_mu_);
+    if (fault_ && fault_->reason == e.reason()) {
+      fault_->message = e.what();
+      return;
+    }
+    spdlog::error("job store is not writable ({}): {}; submits get 503 until it is, "
+                  "reads go on, writes are retried",
+                  describe(e.reason()), e.what());
+    fault_ = StoreFault{e.reason(), e.what(), fault_ ? fault_->since_us : util::now_us()};
+  }
+
+  void clear_fault() {
+    std::lock_guard lock(fault_mu_);
+    if (!fault_) return;
+    spdlog::warn("job store is writable again (it was not for {:.1f} s: {})",
+                 static_cast<double>(util::now_us() - fault_->since_us) / 1e6,
+                 describe(fault_->reason));
+    fault_.reset();
   }
 
   // Runs `f(Db&)` on a reader connection (the writer for ":memory:"): a free one if
@@ -754,6 +855,8 @@ class SqliteStore final : public Store {
   std::unique_ptr<Conn> writer_;
   std::vector<std::unique_ptr<Conn>> readers_;
   std::atomic<std::size_t> next_reader_{0};
+  mutable std::mutex fault_mu_;
+  std::optional<StoreFault> fault_;  // guarded by fault_mu_
 };
 
 }  // namespace

@@ -110,12 +110,16 @@ void Dispatcher::Impl::loop() {
     // still due in the store) and are skipped below.
     const bool free = static_cast<int>(in_flight.size()) < opt.threads;
     lock.unlock();
+    // While the store cannot be written (disk full, read-only) a delivery could not be
+    // recorded and would be POSTed again and again: start none until it can. (They stay
+    // due in the store; the poll below looks again.)
+    const bool writable = !store.write_fault();
 
     std::vector<store::WebhookDelivery> due;
     std::optional<std::int64_t> next;
     bool store_ok = true;
     try {
-      if (free) due = store.due_webhooks(util::now_us(), opt.threads);
+      if (free && writable) due = store.due_webhooks(util::now_us(), opt.threads);
       next = store.next_webhook_at();
     } catch (const std::exception& e) {
       spdlog::error("webhooks: cannot read pending deliveries: {}", e.what());

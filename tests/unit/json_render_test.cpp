@@ -192,6 +192,22 @@ TEST(JsonRender, HealthAndStats) {
             R"({"total_jobs":15,"by_status":{"queued":1,"running":2,"succeeded":3,"failed":4,"cancelled":5}})");
 }
 
+TEST(JsonRender, HealthDegradedWhileTheStoreCannotBeWritten) {
+  jobs::HealthStats h;
+  h.max_concurrent = 10;
+  h.default_timeout = 3600;
+  h.store_kind = "sqlite";
+  h.store_fault = store::StoreFault{store::FaultReason::disk_full,
+                                    "sqlite: step failed: database or disk is full",
+                                    1'764'460'800'000'000};  // 2025-11-30T00:00:00Z
+  EXPECT_EQ(api::dump(api::health_json(h)),
+            R"({"status":"degraded","store":"sqlite","executor_stats":{"running_jobs":0,)"
+            R"("queued_jobs":0,"max_concurrent":10,"default_timeout":3600,"shutdown":false},)"
+            R"("store_error":"Job store is not writable (disk full): sqlite: step failed: )"
+            R"(database or disk is full",)"
+            R"("store_error_since":"2025-11-30T00:00:00.000000Z"})");
+}
+
 TEST(JsonRender, ErrorBodies) {
   EXPECT_EQ(api::error_body("Job not found: run_x"), R"({"detail":"Job not found: run_x"})");
   // invalid UTF-8 never throws

@@ -800,11 +800,11 @@ TEST(SqliteStoreFile, UsesWalFullSyncAndSchemaVersion) {
   const fs::path path = dir.path / "jobs.db";
   auto s = open_sqlite_store(path.string());
   EXPECT_EQ(raw_query(path, "PRAGMA journal_mode"), "wal");
-  EXPECT_EQ(raw_query(path, "PRAGMA user_version"), "2");
+  EXPECT_EQ(raw_query(path, "PRAGMA user_version"), "3");
   EXPECT_EQ(raw_query(path,
                       "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN "
-                      "('jobs', 'idempotency_keys') ORDER BY name"),
-            "idempotency_keys\njobs");
+                      "('jobs', 'idempotency_keys', 'store_probe') ORDER BY name"),
+            "idempotency_keys\njobs\nstore_probe");
 }
 
 TEST(SqliteStoreFile, NewerSchemaVersionIsRefused) {
@@ -849,3 +849,17 @@ TEST(SqliteStoreFile, ClaimAndListUseIndexes) {
 }
 
 }  // namespace
+
+TEST(SqliteStoreFile, NoWriteFaultWhenHealthyAndTheProbeWrites) {
+  TempDir dir;
+  const fs::path path = dir.path / "jobs.db";
+  auto s = open_sqlite_store(path.string());
+  EXPECT_FALSE(s->write_fault().has_value());
+  s->probe_write();
+  EXPECT_EQ(raw_query(path, "SELECT COUNT(*) FROM store_probe"), "1");
+  s->probe_write();  // one row, rewritten
+  EXPECT_EQ(raw_query(path, "SELECT COUNT(*) FROM store_probe"), "1");
+  EXPECT_FALSE(s->write_fault().has_value());
+  // The probe is no job.
+  EXPECT_EQ(s->count_by_status(std::nullopt), (StatusCounts{0, 0, 0, 0, 0}));
+}

@@ -31,7 +31,9 @@ Json result_json(const jobs::Job& job);
 // The 202 answer of a submit. `base_url` has no trailing slash ("http://host:port").
 Json accepted_json(const jobs::Job& job, std::string_view base_url);
 
-// {"status":"healthy","store",...,"executor_stats":{...}}
+// {"status":"healthy","store",...,"executor_stats":{...}}; while the store cannot be
+// written: "status":"degraded" and also "store_error" (what and why) and
+// "store_error_since" (when it began).
 Json health_json(const jobs::HealthStats& h);
 
 // {"total_jobs":N,"by_status":{...}}

@@ -43,6 +43,8 @@ struct SubmitOutcome {
     replayed,       // same idempotency key and request: `job` is the earlier job
     conflict,       // same key, other request: `job` is the earlier job
     store_error,    // could not be stored; `error` says why; nothing was stored
+    store_unavailable,  // the store cannot be written now (disk full, read-only);
+                        // `error` is the detail for the client; nothing was stored
     shutting_down,  // the service is stopping; nothing was stored
     queue_full,     // max_queued jobs are waiting; nothing was stored
   } kind = Kind::accepted;
@@ -65,6 +67,8 @@ struct HealthStats {
   int default_timeout = 0;
   bool shutdown = false;
   std::string store_kind;
+  // Set while the store cannot be written (disk full, read-only): /health is degraded.
+  std::optional<store::StoreFault> store_fault;
 };
 
 // The domain: accepts jobs, stores them, runs them on the worker pool, answers

@@ -1,5 +1,6 @@
 #pragma once
 #include "runq/jobs/job.hpp"
+#include "runq/store/store_error.hpp"
 
 #include <array>
 #include <cstdint>
@@ -53,6 +54,12 @@ struct WebhookDelivery {
 // The durable home of every job. Every method is thread-safe and synchronous; each
 // write is one transaction that is committed (durable) when the call returns.
 // Claiming work is a store operation so that several nodes can share one database.
+//
+// Storage faults: a method that cannot write (or read) because the disk is full, the
+// file or file system is read-only, or I/O fails throws StoreUnavailable; nothing of
+// that call is stored. The store remembers the fault (write_fault) until a later write
+// changes something again: every write simply tries again, so the store recovers by
+// itself when the fault is cleared.
 class Store {
  public:
   virtual ~Store() = default;
@@ -121,6 +128,14 @@ class Store {
                                  std::optional<std::int64_t> next_at_us) = 0;
   // When the earliest pending webhook is due, or nullopt if none is pending.
   virtual std::optional<std::int64_t> next_webhook_at() = 0;
+
+  // The storage fault of the last write, or nullopt when the last write that changed
+  // something succeeded (or nothing failed yet). Cheap: no I/O.
+  virtual std::optional<StoreFault> write_fault() const { return std::nullopt; }
+  // A tiny durable write that changes nothing a client can see, to learn whether the
+  // store can be written again: clears write_fault on success, throws StoreUnavailable
+  // (and keeps it) on a storage fault.
+  virtual void probe_write() {}
 };
 
 }  // namespace runq::store

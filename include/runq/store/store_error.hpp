@@ -1,0 +1,63 @@
+#pragma once
+// Storage faults: the store cannot be written right now (disk full, a read-only file or
+// file system, an I/O error, a database file it cannot open). Reads may still work, and
+// the same write may succeed later, once the fault is cleared; nothing needs a restart.
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace runq::store {
+
+enum class FaultReason { disk_full, read_only, io_error, cannot_open };
+
+// "disk full", "read-only database or file system", "I/O error", "cannot open the
+// database file" — the words in the client's `detail`. (Inline: jobs/ and api/ use them
+// without linking the SQLite store.)
+inline std::string_view describe(FaultReason reason) {
+  switch (reason) {
+    case FaultReason::disk_full: return "disk full";
+    case FaultReason::read_only: return "read-only database or file system";
+    case FaultReason::io_error: return "I/O error";
+    case FaultReason::cannot_open: return "cannot open the database file";
+  }
+  return "storage fault";
+}
+
+// What a client is told: "Job store is not writable (disk full); retry later".
+inline std::string unavailable_detail(FaultReason reason) {
+  std::string d = "Job store is not writable (";
+  d += describe(reason);
+  d += "); retry later";
+  return d;
+}
+
+// Thrown by a Store whose write (or read) failed for a storage reason. what() is the
+// whole text for the log (with the store's own message); detail() is for clients.
+class StoreUnavailable : public std::runtime_error {
+ public:
+  StoreUnavailable(FaultReason reason, const std::string& message)
+      : std::runtime_error(message), reason_(reason) {}
+  FaultReason reason() const { return reason_; }
+  std::string detail() const { return unavailable_detail(reason_); }
+
+ private:
+  FaultReason reason_;
+};
+
+// The store's last write failed for a storage reason (and none has succeeded since).
+struct StoreFault {
+  FaultReason reason = FaultReason::io_error;
+  std::string message;       // the store's own words, e.g. "database or disk is full"
+  std::int64_t since_us = 0; // when the first failing write of this fault happened
+};
+
+// Classifies an SQLite (extended) result code, with the OS errno SQLite saw
+// (sqlite3_system_errno), into a fault reason; nullopt for every other error
+// (constraint, busy, misuse, corrupt, ...). SQLITE_FULL → disk_full; SQLITE_READONLY*
+// → read_only; SQLITE_IOERR* → read_only if errno is EROFS, disk_full if ENOSPC or
+// EDQUOT, else io_error; SQLITE_CANTOPEN* → cannot_open (read_only for EROFS).
+std::optional<FaultReason> classify_sqlite_error(int extended_code, int system_errno);
+
+}  // namespace runq::store
