@@ -1,5 +1,6 @@
 // runq: `runq serve` runs the job server; every other command is the client (cli/).
 #include "runq/agents/factory.hpp"
+#include "runq/api/auth.hpp"
 #include "runq/api/router.hpp"
 #include "runq/cli/cli.hpp"
 #include "runq/config/config.hpp"
@@ -35,8 +36,47 @@ int serve(const runq::config::ServeConfig& cfg) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
+
+  // Safe defaults: an address others can reach is not served without keys.
+  if (auto refusal = runq::config::refuse_unprotected(cfg)) {
+    std::cerr << "runq: " << *refusal << "\n";
+    return 1;
+  }
+  // The keys of --api-key, PRAISONAI_JOBS_API_KEY and --api-keys-file (re-read on
+  // SIGHUP). Only their hashes are kept; no key is ever logged.
+  auto all_keys = [&cfg]() {
+    std::vector<std::string> keys = cfg.api_keys;
+    if (cfg.api_keys_file) {
+      auto from_file = runq::api::read_keys_file(*cfg.api_keys_file);
+      keys.insert(keys.end(), from_file.begin(), from_file.end());
+    }
+    return keys;
+  };
+  std::shared_ptr<runq::api::ApiKeys> api_keys;
+  try {
+    api_keys = std::make_shared<runq::api::ApiKeys>(cfg.auth_enabled(), all_keys());
+  } catch (const std::exception& e) {
+    std::cerr << "runq: " << e.what() << "\n";
+    return 1;
+  }
+  if (!cfg.auth_enabled()) {
+    if (!runq::config::is_loopback_host(cfg.host))
+      spdlog::warn("--insecure-no-auth: serving {} WITHOUT API keys: anyone who can reach "
+                   "this address can submit, read, cancel and delete every job",
+                   cfg.host);
+  } else {
+    if (cfg.insecure_no_auth)
+      spdlog::warn("--insecure-no-auth has no effect: API keys are configured");
+    if (api_keys->size() == 0)
+      spdlog::warn("no API key in {}: every request but /health is refused until a "
+                   "reload (SIGHUP) adds one",
+                   cfg.api_keys_file.value_or("?"));
+    else
+      spdlog::info("API keys required ({} configured)", api_keys->size());
+  }
 
   std::unique_ptr<runq::store::Store> store;
   try {
@@ -80,6 +120,8 @@ int serve(const runq::config::ServeConfig& cfg) {
   runq::api::ApiOptions api_options;
   api_options.public_url = cfg.public_url;
   api_options.allow_private_webhooks = cfg.allow_private_webhooks;
+  api_options.keys = api_keys;
+  api_options.cors_origins = cfg.cors_origins;
   runq::api::Router router(service, api_options);
 
   runq::http::ServerOptions http_options;
@@ -117,17 +159,42 @@ int serve(const runq::config::ServeConfig& cfg) {
   // requests finish and SSE streams end (server.stop), running jobs get --drain-timeout.
   // A second signal exits at once: everything acknowledged is already on disk, and jobs
   // still running are re-queued by the next start.
+  //
+  // SIGHUP re-reads --api-keys-file and keeps waiting (at any stage): a file that can't be
+  // read, or has a bad line, leaves the keys as they were.
   std::atomic<bool> exiting{false};
+  auto reload_keys = [&] {
+    if (!cfg.api_keys_file) {
+      spdlog::info("SIGHUP: no --api-keys-file to reload");
+      return;
+    }
+    try {
+      api_keys->replace(all_keys());
+      spdlog::info("SIGHUP: reloaded {}: {} API key(s) configured", *cfg.api_keys_file,
+                   api_keys->size());
+    } catch (const std::exception& e) {
+      spdlog::error("SIGHUP: {}; keeping the {} API key(s) configured before", e.what(),
+                    api_keys->size());
+    }
+  };
+  // Waits for SIGTERM/SIGINT (or the wake-up of the exit path), reloading on SIGHUP.
+  auto wait_stop_signal = [&] {
+    for (;;) {
+      int sig = 0;
+      if (sigwait(&signals, &sig) != 0) continue;
+      if (sig != SIGHUP || exiting) return sig;
+      reload_keys();
+    }
+  };
   std::thread signal_waiter([&] {
-    int sig = 0;
-    sigwait(&signals, &sig);
+    int sig = wait_stop_signal();
     if (exiting) return;
     spdlog::info("{}: shutting down; running jobs get up to {} s to finish (a second signal "
                  "exits at once)",
                  strsignal(sig), cfg.drain_timeout);
     service.begin_stop();
     server.stop();
-    sigwait(&signals, &sig);
+    sig = wait_stop_signal();
     if (exiting) return;
     spdlog::warn("{} again: exiting now; {} running job(s) will run again after restart",
                  strsignal(sig), service.running());

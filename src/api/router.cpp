@@ -111,6 +111,12 @@ Response store_unavailable(std::string_view detail) {
   return r;
 }
 
+Response unauthorized() {
+  Response r = error_response(401, "Unauthorized");
+  r.headers.push_back({"WWW-Authenticate", "Bearer"});
+  return r;
+}
+
 constexpr std::string_view kInvalidStatus =
     ". Valid values: ['queued', 'running', 'succeeded', 'failed', 'cancelled']";
 
@@ -194,14 +200,34 @@ std::optional<Response> parse_list_query(std::string_view query, store::ListQuer
 }  // namespace
 
 Router::Router(jobs::JobService& service, ApiOptions options)
-    : service_(service), options_(std::move(options)) {}
+    : service_(service),
+      options_(std::move(options)),
+      cors_(options_.cors_origins, options_.cors_max_age_s) {}
 
 void Router::handle(http::Request&& request, http::Reply reply) {
+  // An allowed browser origin gets the CORS headers on every answer, also those sent later.
+  if (const std::string* origin = cors_.allowed_origin(request)) {
+    reply = [reply = std::move(reply), origin = *origin](Response r) {
+      Cors::decorate(r, origin);
+      reply(std::move(r));
+    };
+  }
   // The answer to send now. A route that answers later hands `reply` on (leaves it empty).
   std::optional<Response> response;
   try {
     const Match m = match_path(request.path);
-    if (m.route == Route::none) {
+    // Every path but /health (and a CORS preflight, which browsers send without
+    // credentials) needs a key when keys are on; the caller is then that key's owner.
+    const bool preflight = m.route != Route::none && cors_.is_preflight(request);
+    const bool needs_key = options_.keys && options_.keys->enabled() &&
+                           m.route != Route::health && !preflight;
+    Caller caller;
+    if (needs_key) caller = options_.keys->authenticate(request);
+    if (preflight) {
+      response = cors_.preflight(allowed_methods(m.route));
+    } else if (needs_key && !caller) {
+      response = unauthorized();
+    } else if (m.route == Route::none) {
       response = error_response(404, "Not Found");
     } else if (!method_allowed(m.route, request.method)) {
       response = method_not_allowed(m.route);
@@ -211,12 +237,16 @@ void Router::handle(http::Request&& request, http::Reply reply) {
       const bool is_get = request.method == "GET";
       switch (m.route) {
         case Route::health: response = health(); break;
-        case Route::stats: response = stats(); break;
-        case Route::runs: response = is_get ? list(request) : submit(request, reply); break;
-        case Route::run: response = is_get ? get_status(request, id, reply) : remove(id); break;
-        case Route::run_result: response = get_result(request, id, reply); break;
-        case Route::run_cancel: response = cancel(id); break;
-        case Route::run_stream: response = stream(request, id); break;
+        case Route::stats: response = stats(caller); break;
+        case Route::runs:
+          response = is_get ? list(request, caller) : submit(request, caller, reply);
+          break;
+        case Route::run:
+          response = is_get ? get_status(request, id, caller, reply) : remove(id, caller);
+          break;
+        case Route::run_result: response = get_result(request, id, caller, reply); break;
+        case Route::run_cancel: response = cancel(id, caller); break;
+        case Route::run_stream: response = stream(request, id, caller); break;
         case Route::none: break;
       }
     }
@@ -237,7 +267,15 @@ void Router::handle(http::Request&& request, http::Reply reply) {
 
 Response Router::health() { return json_response(200, health_json(service_.health())); }
 
-Response Router::stats() { return json_response(200, stats_json(service_.counts())); }
+Response Router::stats(const Caller& caller) {
+  return json_response(200, stats_json(service_.counts(caller)));
+}
+
+bool Router::visible(const std::string& id, const Caller& caller) {
+  if (!caller) return true;  // keys off: one owner; a missing job is the route's 404
+  auto job = service_.status(id);
+  return job && job->owner == *caller;
+}
 
 std::string Router::base_url(const http::Request& request) const {
   std::string base;
@@ -252,7 +290,8 @@ std::string Router::base_url(const http::Request& request) const {
   return base;
 }
 
-std::optional<Response> Router::submit(const http::Request& request, http::Reply& reply) {
+std::optional<Response> Router::submit(const http::Request& request, const Caller& caller,
+                                       http::Reply& reply) {
   if (!is_json_content_type(request.header("content-type")))
     return error_response(415, "Content-Type must be application/json");
   const jobs::ServiceOptions& so = service_.options();
@@ -260,6 +299,8 @@ std::optional<Response> Router::submit(const http::Request& request, http::Reply
                             options_.allow_private_webhooks};
   auto parsed = parse_submit(request.body, request.header("idempotency-key"), limits);
   if (auto* errors = std::get_if<ValidationErrors>(&parsed)) return validation_response(*errors);
+  jobs::Job& job = std::get<jobs::Job>(parsed);
+  if (caller) job.owner = *caller;  // idempotency keys are per owner, too
 
   auto done = [reply, base = base_url(request),
                queued_after = so.retry_after_queued_s](jobs::SubmitOutcome out) {
@@ -274,7 +315,7 @@ std::optional<Response> Router::submit(const http::Request& request, http::Reply
   };
   const Reply later = hand_on(reply);  // from here on `done` answers
   try {
-    service_.submit(std::move(std::get<jobs::Job>(parsed)), std::move(done));
+    service_.submit(std::move(job), std::move(done));
   } catch (const std::exception& e) {
     spdlog::error("api: submit failed: {}", e.what());
     later(internal_error());
@@ -282,8 +323,9 @@ std::optional<Response> Router::submit(const http::Request& request, http::Reply
   return std::nullopt;
 }
 
-Response Router::list(const http::Request& request) {
+Response Router::list(const http::Request& request, const Caller& caller) {
   store::ListQuery q;
+  q.owner = caller;
   if (auto bad = parse_list_query(request.query, q)) return std::move(*bad);
   store::ListPage page = service_.list(q);
   const RetryAfter retry = retry_after(service_.options());
@@ -298,8 +340,9 @@ Response Router::list(const http::Request& request) {
 }
 
 std::optional<Response> Router::answer_or_wait(const http::Request& request,
-                                               const std::string& id, http::Reply& reply,
-                                               Answer answer, std::string_view what) {
+                                               const std::string& id, const Caller& caller,
+                                               http::Reply& reply, Answer answer,
+                                               std::string_view what) {
   long long wait_s = 0;
   if (!request.query.empty()) {
     QueryParams params = parse_query(request.query);
@@ -313,12 +356,12 @@ std::optional<Response> Router::answer_or_wait(const http::Request& request,
   std::optional<jobs::Job> current;
   if (wait_s > 0) {
     current = service_.status(id);
-    if (!current) return not_found_job(id);
+    if (!current || (caller && current->owner != *caller)) return not_found_job(id);
     if (!jobs::is_terminal(current->status)) {
-      auto done = [this, id, reply, answer, what]() {
+      auto done = [this, id, caller, reply, answer, what]() {
         Response r;
         try {
-          r = (this->*answer)(id, nullptr);
+          r = (this->*answer)(id, caller, nullptr);
         } catch (const store::StoreUnavailable& e) {
           spdlog::warn("api: {} after wait: {}", what, e.what());
           r = store_unavailable(e.detail());
@@ -338,23 +381,24 @@ std::optional<Response> Router::answer_or_wait(const http::Request& request,
       return std::nullopt;
     }
   }
-  return (this->*answer)(id, current ? &*current : nullptr);
+  return (this->*answer)(id, caller, current ? &*current : nullptr);
 }
 
-Response Router::status_answer(const std::string& id, const jobs::Job* known) {
+Response Router::status_answer(const std::string& id, const Caller& caller,
+                               const jobs::Job* known) {
   std::optional<jobs::Job> looked_up;
   if (!known) {
     looked_up = service_.status(id);
-    if (!looked_up) return not_found_job(id);
+    if (!looked_up || (caller && looked_up->owner != *caller)) return not_found_job(id);
     known = &*looked_up;
   }
   return json_response(200, status_json(*known, retry_after(service_.options())));
 }
 
-Response Router::result_answer(const std::string& id, const jobs::Job* /*known: a status view,
-                                                                         no result in it*/) {
+Response Router::result_answer(const std::string& id, const Caller& caller,
+                               const jobs::Job* /*known: a status view, no result in it*/) {
   auto job = service_.get(id);
-  if (!job) return not_found_job(id);
+  if (!job || (caller && job->owner != *caller)) return not_found_job(id);
   switch (job->status) {
     case jobs::JobStatus::succeeded:
       return json_response(200, result_json(*job));
@@ -375,16 +419,19 @@ Response Router::result_answer(const std::string& id, const jobs::Job* /*known: 
 }
 
 std::optional<Response> Router::get_status(const http::Request& request, const std::string& id,
-                                           http::Reply& reply) {
-  return answer_or_wait(request, id, reply, &Router::status_answer, "status");
+                                           const Caller& caller, http::Reply& reply) {
+  return answer_or_wait(request, id, caller, reply, &Router::status_answer, "status");
 }
 
 std::optional<Response> Router::get_result(const http::Request& request, const std::string& id,
-                                           http::Reply& reply) {
-  return answer_or_wait(request, id, reply, &Router::result_answer, "result");
+                                           const Caller& caller, http::Reply& reply) {
+  return answer_or_wait(request, id, caller, reply, &Router::result_answer, "result");
 }
 
-Response Router::remove(const std::string& id) {
+// cancel, delete and stream act on the job: whether the caller may see it is checked
+// first (a job's owner never changes, so the check stays true).
+Response Router::remove(const std::string& id, const Caller& caller) {
+  if (!visible(id, caller)) return not_found_job(id);
   switch (service_.remove(id)) {
     case store::RemoveOutcome::removed: {
       Response r;
@@ -400,7 +447,8 @@ Response Router::remove(const std::string& id) {
   return internal_error();
 }
 
-Response Router::cancel(const std::string& id) {
+Response Router::cancel(const std::string& id, const Caller& caller) {
+  if (!visible(id, caller)) return not_found_job(id);
   jobs::CancelOutcome out = service_.cancel(id);
   switch (out.kind) {
     case jobs::CancelOutcome::Kind::cancelled:
@@ -414,7 +462,9 @@ Response Router::cancel(const std::string& id) {
   return internal_error();
 }
 
-Response Router::stream(const http::Request& request, const std::string& id) {
+Response Router::stream(const http::Request& request, const std::string& id,
+                        const Caller& caller) {
+  if (!visible(id, caller)) return not_found_job(id);
   auto log = service_.events(id);
   if (!log) return not_found_job(id);
   Response r;

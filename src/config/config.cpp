@@ -2,11 +2,63 @@
 
 #include <CLI/CLI.hpp>
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <iostream>
 
 namespace runq::config {
+
+namespace {
+
+// "https://app.example.com", "http://localhost:3000" or "*": what a browser sends as
+// Origin (scheme, host, optional port; no path).
+std::string check_origin(const std::string& o) {
+  if (o == "*") return {};
+  std::string_view v = o;
+  std::string_view rest;
+  if (v.starts_with("http://")) rest = v.substr(7);
+  else if (v.starts_with("https://")) rest = v.substr(8);
+  else return "a CORS origin is http(s)://host[:port] or *, got " + o;
+  if (rest.empty() || rest.find_first_of("/?# ") != std::string_view::npos)
+    return "a CORS origin is http(s)://host[:port] (no path, no trailing slash), got " + o;
+  return {};
+}
+
+bool valid_key(const std::string& key) {
+  return !key.empty() &&
+         std::all_of(key.begin(), key.end(), [](char c) { return c > ' ' && c < 0x7f; });
+}
+
+}  // namespace
+
+bool is_loopback_host(const std::string& host) {
+  std::string h = host;
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  std::string lower = h;
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (lower == "localhost") return true;
+  in_addr v4{};
+  if (inet_pton(AF_INET, h.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  if (inet_pton(AF_INET6, h.c_str(), &v6) == 1) {
+    if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
+    if (IN6_IS_ADDR_V4MAPPED(&v6)) return v6.s6_addr[12] == 127;
+    return false;
+  }
+  return false;  // a host name other than localhost: it may resolve to anything
+}
+
+std::optional<std::string> refuse_unprotected(const ServeConfig& cfg) {
+  if (cfg.auth_enabled() || cfg.insecure_no_auth || is_loopback_host(cfg.host))
+    return std::nullopt;
+  return "refusing to serve " + cfg.host +
+         " without API keys: anyone who can reach it could read and run jobs. Add "
+         "--api-key KEY (or --api-keys-file FILE, or PRAISONAI_JOBS_API_KEY), bind to "
+         "127.0.0.1, or pass --insecure-no-auth if the network itself is trusted.";
+}
 
 std::optional<int> parse_serve(const std::vector<std::string>& args, ServeConfig& out) {
   CLI::App app{"runq serve: run the job server", "runq serve"};
@@ -126,6 +178,25 @@ std::optional<int> parse_serve(const std::vector<std::string>& args, ServeConfig
       ->envname("RUNQ_DRAIN_TIMEOUT")
       ->check(CLI::Range(0, 86400));
 
+  app.add_option("--api-key", out.api_keys,
+                 "API key a client must send (Authorization: Bearer KEY or X-API-Key: KEY); "
+                 "repeatable. PRAISONAI_JOBS_API_KEY adds one more")
+      ->allow_extra_args(false);
+  app.add_option("--api-keys-file", out.api_keys_file,
+                 "File of API keys, one per line (# comments); re-read on SIGHUP")
+      ->envname("RUNQ_API_KEYS_FILE")
+      ->check(CLI::ExistingFile);
+  app.add_flag("--insecure-no-auth", out.insecure_no_auth,
+               "Serve a non-loopback address without API keys (anyone who can reach it "
+               "can use it)");
+  app.add_option("--cors-origin", out.cors_origins,
+                 "Browser origin allowed to call the API, e.g. https://app.example.com "
+                 "(repeatable; * allows any). CORS is off without it")
+      ->envname("RUNQ_CORS_ORIGINS")
+      ->delimiter(',')
+      ->allow_extra_args(false)
+      ->check(CLI::Validator(check_origin, "ORIGIN"));
+
   std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 wants it so
   try {
     app.parse(reversed);
@@ -137,6 +208,14 @@ std::optional<int> parse_serve(const std::vector<std::string>& args, ServeConfig
       out.public_url->pop_back();
   }
   if (const char* key = std::getenv("OPENAI_API_KEY")) out.openai_api_key = key;
+  if (const char* key = std::getenv("PRAISONAI_JOBS_API_KEY"); key && *key)
+    out.api_keys.emplace_back(key);
+  for (const auto& key : out.api_keys) {
+    if (!valid_key(key)) {
+      std::cerr << "an API key must be non-empty printable ASCII without spaces\n";
+      return 2;
+    }
+  }
   if (out.agent == "command" && out.agent_command.empty()) {
     std::cerr << "--agent command needs --agent-command 'PROGRAM ARGS...'\n";
     return 2;

@@ -96,10 +96,13 @@ CREATE INDEX IF NOT EXISTS jobs_session ON jobs (session_id, created_at)
 CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, status, created_at);
 CREATE INDEX IF NOT EXISTS jobs_owner_created ON jobs (owner, created_at);
 CREATE INDEX IF NOT EXISTS jobs_webhooks ON jobs (webhook_next_at) WHERE webhook_state = 1;
+-- Idempotency keys are per owner (API key): the same key under two API keys is two jobs.
 CREATE TABLE IF NOT EXISTS idempotency_keys (
-  key          TEXT PRIMARY KEY,
+  owner        TEXT NOT NULL DEFAULT '',
+  key          TEXT NOT NULL,
   job_id       TEXT NOT NULL,
-  request_hash TEXT NOT NULL
+  request_hash TEXT NOT NULL,
+  PRIMARY KEY (owner, key)
 ) WITHOUT ROWID;
 )sql";
 
@@ -191,7 +194,7 @@ constexpr const char* kDeleteFinished =
     "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_completed "
     "WHERE status IN ('succeeded', 'failed', 'cancelled') AND completed_at < ?1 "
     "AND webhook_state <> 1 ORDER BY completed_at LIMIT ?2) "
-    "RETURNING id, idempotency_key";
+    "RETURNING id, idempotency_key, owner";
 constexpr const char* kRetry =
     "UPDATE jobs SET status = 'queued', not_before = ?2, error = NULL, progress_pct = 0, "
     "progress_step = NULL, steps_completed = 0, steps_total = NULL "
@@ -416,7 +419,7 @@ class SqliteStore final : public Store {
       Transaction txn(db, /*immediate=*/true);
       for (const Job& j : batch) {
         if (j.idempotency_key) {
-          if (auto earlier = find_by_key(db, *j.idempotency_key, j.request_hash)) {
+          if (auto earlier = find_by_key(db, j.owner, *j.idempotency_key, j.request_hash)) {
             out.push_back(std::move(*earlier));
             continue;
           }
@@ -428,11 +431,12 @@ class SqliteStore final : public Store {
         job.seq = db.last_insert_rowid();
         if (job.idempotency_key) {
           Use(db.cached(s_insert_key,
-                        "INSERT INTO idempotency_keys (key, job_id, request_hash) "
-                        "VALUES (?1, ?2, ?3)"))
-              .bind(1, *job.idempotency_key)
-              .bind(2, job.id)
-              .bind(3, job.request_hash)
+                        "INSERT INTO idempotency_keys (owner, key, job_id, request_hash) "
+                        "VALUES (?1, ?2, ?3, ?4)"))
+              .bind(1, job.owner)
+              .bind(2, *job.idempotency_key)
+              .bind(3, job.id)
+              .bind(4, job.request_hash)
               .run();
         }
         out.push_back(std::move(r));
@@ -502,24 +506,19 @@ class SqliteStore final : public Store {
     return write([&](Db& db) {
       Transaction txn(db, /*immediate=*/true);
       std::optional<std::string> key;
+      std::string owner;
       {
         Use u(db.cached(s_remove_lookup,
-                        "SELECT status, idempotency_key FROM jobs WHERE id = ?1"));
+                        "SELECT status, idempotency_key, owner FROM jobs WHERE id = ?1"));
         u.bind(1, id);
         if (!u.step()) return RemoveOutcome::not_found;
         auto status = jobs::parse_status(u.text_view(0));
         if (!status || !jobs::is_terminal(*status)) return RemoveOutcome::not_terminal;
         key = u.opt_text(1);
+        owner = u.text(2);
       }
       Use(db.cached(s_delete_job, "DELETE FROM jobs WHERE id = ?1")).bind(1, id).run();
-      if (key) {
-        // Only if the key still points at this job.
-        Use(db.cached(s_delete_key_of_job,
-                      "DELETE FROM idempotency_keys WHERE key = ?1 AND job_id = ?2"))
-            .bind(1, *key)
-            .bind(2, id)
-            .run();
-      }
+      if (key) delete_key_of_job(db, owner, *key, id);
       txn.commit();
       return RemoveOutcome::removed;
     });
@@ -598,24 +597,20 @@ class SqliteStore final : public Store {
     if (limit <= 0) return 0;
     return write([&](Db& db) {
       Transaction txn(db, /*immediate=*/true);
-      std::vector<std::pair<std::string, std::string>> keys;  // (key, job id)
+      struct Key {
+        std::string owner, key, job_id;
+      };
+      std::vector<Key> keys;
       int deleted = 0;
       {
         Use u(db.cached(s_delete_finished, kDeleteFinished));
         u.bind(1, completed_before_us).bind(2, std::int64_t{limit});
         while (u.step()) {
           ++deleted;
-          if (!u.is_null(1)) keys.emplace_back(u.text(1), u.text(0));
+          if (!u.is_null(1)) keys.push_back(Key{u.text(2), u.text(1), u.text(0)});
         }
       }
-      for (const auto& [key, id] : keys) {
-        // Only if the key still points at this job.
-        Use(db.cached(s_delete_key_of_job,
-                      "DELETE FROM idempotency_keys WHERE key = ?1 AND job_id = ?2"))
-            .bind(1, key)
-            .bind(2, id)
-            .run();
-      }
+      for (const auto& k : keys) delete_key_of_job(db, k.owner, k.key, k.job_id);
       txn.commit();
       return deleted;
     });
@@ -786,14 +781,16 @@ class SqliteStore final : public Store {
 
   // For an idempotency key already recorded: the earlier job as replayed or conflict.
   // nullopt if the key is free (a key whose job is gone is freed here).
-  static std::optional<InsertResult> find_by_key(Db& db, const std::string& key,
+  static std::optional<InsertResult> find_by_key(Db& db, const std::string& owner,
+                                                 const std::string& key,
                                                  const std::string& request_hash) {
     std::string job_id;
     bool same_request = false;
     {
       Use u(db.cached(s_find_key,
-                      "SELECT job_id, request_hash FROM idempotency_keys WHERE key = ?1"));
-      u.bind(1, key);
+                      "SELECT job_id, request_hash FROM idempotency_keys "
+                      "WHERE owner = ?1 AND key = ?2"));
+      u.bind(1, owner).bind(2, key);
       if (!u.step()) return std::nullopt;
       job_id = u.text(0);
       same_request = u.text_view(1) == request_hash;
@@ -803,10 +800,22 @@ class SqliteStore final : public Store {
                                        : InsertResult::Outcome::conflict,
                           std::move(*earlier)};
     }
-    Use(db.cached(s_delete_key, "DELETE FROM idempotency_keys WHERE key = ?1"))
-        .bind(1, key)
+    Use(db.cached(s_delete_key, "DELETE FROM idempotency_keys WHERE owner = ?1 AND key = ?2"))
+        .bind(1, owner)
+        .bind(2, key)
         .run();
     return std::nullopt;
+  }
+
+  // Frees an idempotency key, but only if it still points at this job.
+  static void delete_key_of_job(Db& db, const std::string& owner, const std::string& key,
+                                const std::string& job_id) {
+    Use(db.cached(s_delete_key_of_job,
+                  "DELETE FROM idempotency_keys WHERE owner = ?1 AND key = ?2 AND job_id = ?3"))
+        .bind(1, owner)
+        .bind(2, key)
+        .bind(3, job_id)
+        .run();
   }
 
   static void insert_row(Db& db, const Job& j) {

@@ -601,3 +601,137 @@ TEST_F(RouterTest, WrongMethod405WithAllow) {
     EXPECT_EQ(*a.header("Allow"), c.allow);
   }
 }
+
+// ------------------------------------------------------------------ API keys and CORS
+
+namespace {
+
+const std::string kKeyA = "router-test-key-a";
+const std::string kKeyB = "router-test-key-b";
+
+std::vector<http::Header> as(const std::string& key) {
+  return {{"authorization", "Bearer " + key}};
+}
+
+class RouterAuthTest : public RouterTest {
+ protected:
+  void SetUp() override {
+    api::ApiOptions o;
+    o.keys = std::make_shared<api::ApiKeys>(true, std::vector<std::string>{kKeyA, kKeyB});
+    o.cors_origins = {"https://app.example.com"};
+    start(2, o);
+  }
+  Answer call_as(const std::string& key, const std::string& method, const std::string& target,
+                 std::string body = {}) {
+    return call(method, target, std::move(body), as(key));
+  }
+};
+
+}  // namespace
+
+TEST_F(RouterAuthTest, EveryPathButHealthNeeds401) {
+  EXPECT_EQ(get("/health").r.status, 200);
+  for (const auto& [method, path] : std::vector<std::pair<std::string, std::string>>{
+           {"GET", "/stats"}, {"GET", "/api/v1/runs"}, {"POST", "/api/v1/runs"},
+           {"GET", "/api/v1/runs/run_0123456789ab"}, {"DELETE", "/api/v1/runs/run_0123456789ab"},
+           {"GET", "/api/v1/runs/run_0123456789ab/result"},
+           {"POST", "/api/v1/runs/run_0123456789ab/cancel"},
+           {"GET", "/api/v1/runs/run_0123456789ab/stream"}, {"GET", "/nope"},
+           {"PUT", "/api/v1/runs"}}) {
+    for (const auto& headers : std::vector<std::vector<http::Header>>{
+             {}, as("wrong"), {{"authorization", "Bearer"}}, {{"authorization", "Basic x"}},
+             {{"x-api-key", ""}}}) {
+      Answer a = call(method, path, "{\"prompt\":\"x\"}", headers);
+      EXPECT_EQ(a.r.status, 401) << method << " " << path;
+      EXPECT_EQ(a.body(), detail("Unauthorized"));
+      ASSERT_TRUE(a.header("WWW-Authenticate"));
+      EXPECT_EQ(*a.header("WWW-Authenticate"), "Bearer");
+    }
+  }
+}
+
+TEST_F(RouterAuthTest, KeysSeeOnlyTheirOwnJobs) {
+  Answer sa = call_as(kKeyA, "POST", "/api/v1/runs", R"({"prompt":"a","session_id":"s"})");
+  ASSERT_EQ(sa.r.status, 202);
+  const std::string id = sa.body()["job_id"];
+  // X-API-Key works as well as Bearer.
+  EXPECT_EQ(call("GET", "/api/v1/runs/" + id, {}, {{"x-api-key", kKeyA}}).r.status, 200);
+  const json not_found = detail("Job not found: " + id);
+  for (const auto& [method, path] : std::vector<std::pair<std::string, std::string>>{
+           {"GET", "/api/v1/runs/" + id}, {"GET", "/api/v1/runs/" + id + "?wait=1"},
+           {"GET", "/api/v1/runs/" + id + "/result"},
+           {"GET", "/api/v1/runs/" + id + "/result?wait=1"},
+           {"POST", "/api/v1/runs/" + id + "/cancel"}, {"DELETE", "/api/v1/runs/" + id},
+           {"GET", "/api/v1/runs/" + id + "/stream"}}) {
+    Answer a = call_as(kKeyB, method, path);
+    EXPECT_EQ(a.r.status, 404) << method << " " << path;
+    EXPECT_EQ(a.body(), not_found) << method << " " << path;
+  }
+  EXPECT_EQ(call_as(kKeyB, "GET", "/api/v1/runs").body()["total"], 0);
+  EXPECT_EQ(call_as(kKeyB, "GET", "/api/v1/runs?session_id=s").body()["total"], 0);
+  EXPECT_EQ(call_as(kKeyB, "GET", "/stats").body()["total_jobs"], 0);
+  EXPECT_EQ(call_as(kKeyA, "GET", "/api/v1/runs").body()["total"], 1);
+  EXPECT_EQ(call_as(kKeyA, "GET", "/stats").body()["total_jobs"], 1);
+  // B's attempts changed nothing: A's job ran and is still there.
+  EXPECT_EQ(call_as(kKeyA, "GET", "/api/v1/runs/" + id + "/result?wait=10").r.status, 200);
+  EXPECT_EQ(call_as(kKeyA, "DELETE", "/api/v1/runs/" + id).r.status, 204);
+}
+
+TEST_F(RouterAuthTest, IdempotencyKeysArePerApiKey) {
+  const std::string body = R"({"prompt":"same"})";
+  auto submit_as = [&](const std::string& key) {
+    Answer a = call("POST", "/api/v1/runs", body,
+                    {{"authorization", "Bearer " + key}, {"idempotency-key", "k1"}});
+    EXPECT_EQ(a.r.status, 202) << a.r.body;
+    return a.body()["job_id"].get<std::string>();
+  };
+  const std::string a1 = submit_as(kKeyA);
+  const std::string b1 = submit_as(kKeyB);
+  EXPECT_NE(a1, b1);
+  EXPECT_EQ(submit_as(kKeyA), a1);  // replays within one key
+  EXPECT_EQ(submit_as(kKeyB), b1);
+}
+
+TEST_F(RouterAuthTest, CorsPreflightAndHeaders) {
+  // Preflight from an allowed origin: 204, no key needed.
+  Answer pre = call("OPTIONS", "/api/v1/runs", {},
+                    {{"origin", "https://app.example.com"},
+                     {"access-control-request-method", "POST"},
+                     {"access-control-request-headers", "authorization, content-type"}});
+  EXPECT_EQ(pre.r.status, 204);
+  ASSERT_TRUE(pre.header("Access-Control-Allow-Origin"));
+  EXPECT_EQ(*pre.header("Access-Control-Allow-Origin"), "https://app.example.com");
+  EXPECT_EQ(*pre.header("Access-Control-Allow-Methods"), "GET, POST, OPTIONS");
+  EXPECT_TRUE(pre.header("Access-Control-Allow-Headers"));
+  EXPECT_TRUE(pre.header("Access-Control-Max-Age"));
+  EXPECT_EQ(*pre.header("Vary"), "Origin");
+  // Answers to the allowed origin carry the headers, also a 401 and one sent later.
+  Answer unauth = call("GET", "/api/v1/runs", {}, {{"origin", "https://app.example.com"}});
+  EXPECT_EQ(unauth.r.status, 401);
+  EXPECT_TRUE(unauth.header("Access-Control-Allow-Origin"));
+  Answer sub = call("POST", "/api/v1/runs", R"({"prompt":"x"})",
+                    {{"origin", "https://app.example.com"}, {"x-api-key", kKeyA}});
+  EXPECT_EQ(sub.r.status, 202);
+  EXPECT_TRUE(sub.header("Access-Control-Allow-Origin"));
+  // Another origin: no CORS headers, and OPTIONS is an ordinary (unauthenticated) request.
+  Answer other = call("GET", "/api/v1/runs", {},
+                      {{"origin", "https://evil.example.com"}, {"x-api-key", kKeyA}});
+  EXPECT_EQ(other.r.status, 200);
+  EXPECT_FALSE(other.header("Access-Control-Allow-Origin"));
+  EXPECT_FALSE(other.header("Vary"));
+  Answer other_pre = call("OPTIONS", "/api/v1/runs", {},
+                          {{"origin", "https://evil.example.com"},
+                           {"access-control-request-method", "POST"}});
+  EXPECT_EQ(other_pre.r.status, 401);
+  EXPECT_FALSE(other_pre.header("Access-Control-Allow-Origin"));
+}
+
+TEST_F(RouterTest, NoCorsHeadersWhenOff) {
+  Answer a = call("GET", "/api/v1/runs", {}, {{"origin", "https://app.example.com"}});
+  EXPECT_EQ(a.r.status, 200);
+  EXPECT_FALSE(a.header("Access-Control-Allow-Origin"));
+  Answer pre = call("OPTIONS", "/api/v1/runs", {},
+                    {{"origin", "https://app.example.com"},
+                     {"access-control-request-method", "POST"}});
+  EXPECT_EQ(pre.r.status, 405);
+}

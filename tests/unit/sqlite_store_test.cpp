@@ -420,6 +420,42 @@ TEST_P(StoreTest, IdempotencyReplayAndConflict) {
   EXPECT_EQ(insert_one(make_job("run_6")).outcome, InsertResult::Outcome::inserted);
 }
 
+// Idempotency keys are per owner (API key): one key under two owners is two jobs, and
+// deleting (or expiring) one owner's job frees only that owner's key.
+TEST_P(StoreTest, IdempotencyKeysArePerOwner) {
+  auto owned = [](Job j, const std::string& owner) {
+    j.owner = owner;
+    return j;
+  };
+  auto a1 = insert_one(owned(with_key(make_job("a1"), "k", "h"), "owner-a"));
+  auto b1 = insert_one(owned(with_key(make_job("b1"), "k", "h"), "owner-b"));
+  auto n1 = insert_one(with_key(make_job("n1"), "k", "h"));  // owner "" (keys off)
+  EXPECT_EQ(a1.outcome, InsertResult::Outcome::inserted);
+  EXPECT_EQ(b1.outcome, InsertResult::Outcome::inserted);
+  EXPECT_EQ(n1.outcome, InsertResult::Outcome::inserted);
+  EXPECT_EQ(store->get("b1")->owner, "owner-b");
+  auto a2 = insert_one(owned(with_key(make_job("a2"), "k", "h"), "owner-a"));
+  EXPECT_EQ(a2.outcome, InsertResult::Outcome::replayed);
+  EXPECT_EQ(a2.job.id, "a1");
+  auto b2 = insert_one(owned(with_key(make_job("b2"), "k", "other"), "owner-b"));
+  EXPECT_EQ(b2.outcome, InsertResult::Outcome::conflict);
+  EXPECT_EQ(b2.job.id, "b1");
+
+  // Removing a1 frees owner-a's key only.
+  ASSERT_TRUE(store->finish(finished(make_job("a1"), JobStatus::succeeded, 100)));
+  EXPECT_EQ(store->remove("a1"), RemoveOutcome::removed);
+  EXPECT_EQ(insert_one(owned(with_key(make_job("b3"), "k", "h"), "owner-b")).job.id, "b1");
+  EXPECT_EQ(insert_one(owned(with_key(make_job("a3"), "k", "h"), "owner-a")).outcome,
+            InsertResult::Outcome::inserted);
+  // Retention frees owner-b's key only.
+  ASSERT_TRUE(store->finish(finished(make_job("b1"), JobStatus::succeeded, 100)));
+  EXPECT_EQ(store->delete_finished_before(1000, 10), 1);
+  EXPECT_EQ(insert_one(owned(with_key(make_job("b4"), "k", "h"), "owner-b")).outcome,
+            InsertResult::Outcome::inserted);
+  EXPECT_EQ(insert_one(owned(with_key(make_job("a4"), "k", "h"), "owner-a")).job.id, "a3");
+  EXPECT_EQ(insert_one(with_key(make_job("n2"), "k", "h")).job.id, "n1");
+}
+
 TEST_P(StoreTest, IdempotencyWithinOneBatch) {
   auto r = store->insert({with_key(make_job("b1"), "same", "h"), make_job("b2"),
                           with_key(make_job("b3"), "same", "h"),

@@ -43,7 +43,25 @@ struct ServeConfig {
   int body_timeout = 30;                    // --body-timeout, RUNQ_BODY_TIMEOUT (s)
   int write_timeout = 30;                   // --write-timeout, RUNQ_WRITE_TIMEOUT (s)
   int drain_timeout = 30;                   // --drain-timeout, RUNQ_DRAIN_TIMEOUT (s)
+  // --api-key (repeatable) and PRAISONAI_JOBS_API_KEY (one more). Never logged.
+  std::vector<std::string> api_keys;
+  std::optional<std::string> api_keys_file;  // --api-keys-file, RUNQ_API_KEYS_FILE (SIGHUP reloads)
+  bool insecure_no_auth = false;            // --insecure-no-auth: allow a non-loopback bind without keys
+  std::vector<std::string> cors_origins;    // --cors-origin (repeatable), RUNQ_CORS_ORIGINS (comma-separated)
+
+  // Whether API keys are required: a key was given or a keys file is configured (an
+  // empty file then lets nobody in until a reload adds keys).
+  bool auth_enabled() const { return !api_keys.empty() || api_keys_file.has_value(); }
 };
+
+// True for an address that only this machine can reach: 127.0.0.0/8, ::1 (also
+// ::ffff:127.x.y.z) and "localhost". Anything else — 0.0.0.0, ::, a LAN address, a
+// host name — is reachable from elsewhere.
+bool is_loopback_host(const std::string& host);
+
+// The message of the refusal to serve a non-loopback address without keys, or nullopt
+// if `cfg` may start (loopback, keys configured, or --insecure-no-auth).
+std::optional<std::string> refuse_unprotected(const ServeConfig& cfg);
 
 // Parses the arguments after `serve`. On --help or a bad flag it prints the message
 // and returns the exit code to use; otherwise returns nullopt and fills `out`.

@@ -1,0 +1,59 @@
+#include "runq/api/cors.hpp"
+
+#include <utility>
+
+namespace runq::api {
+
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Cors::Cors(std::vector<std::string> origins, int max_age_s)
+    : origins_(std::move(origins)), max_age_s_(max_age_s) {}
+
+const std::string* Cors::allowed_origin(const http::Request& request) const {
+  if (origins_.empty()) return nullptr;
+  const std::string* origin = request.header("origin");
+  if (!origin || origin->empty()) return nullptr;
+  for (const auto& o : origins_)
+    if (o == "*" || iequals(o, *origin)) return origin;
+  return nullptr;
+}
+
+bool Cors::is_preflight(const http::Request& request) const {
+  return request.method == "OPTIONS" && allowed_origin(request) != nullptr &&
+         request.header("access-control-request-method") != nullptr;
+}
+
+void Cors::decorate(http::Response& response, const std::string& origin) {
+  response.headers.push_back({"Access-Control-Allow-Origin", origin});
+  response.headers.push_back({"Vary", "Origin"});
+  response.headers.push_back(
+      {"Access-Control-Expose-Headers", "Location, Retry-After, WWW-Authenticate"});
+}
+
+http::Response Cors::preflight(std::string_view methods) const {
+  http::Response r;
+  r.status = 204;
+  r.content_type.clear();
+  std::string allow(methods);
+  allow += ", OPTIONS";
+  r.headers.push_back({"Access-Control-Allow-Methods", std::move(allow)});
+  r.headers.push_back({"Access-Control-Allow-Headers",
+                       "Authorization, X-API-Key, Content-Type, Idempotency-Key, Last-Event-ID"});
+  r.headers.push_back({"Access-Control-Max-Age", std::to_string(max_age_s_)});
+  return r;
+}
+
+}  // namespace runq::api
