@@ -369,7 +369,8 @@ class SqliteStore final : public Store {
     if (n > 0) throw damaged(path, findings);
   }
 
-  std::vector<InsertResult> insert(const std::vector<Job>& batch) override {
+  std::vector<InsertResult> insert(const std::vector<Job>& batch,
+                                   std::int64_t max_new) override {
     for (const Job& j : batch) {
       if (j.id.empty()) throw std::invalid_argument("Store::insert: a job without an id");
     }
@@ -380,6 +381,7 @@ class SqliteStore final : public Store {
     std::lock_guard lock(writer_->mu);
     Db& db = writer_->db;
     Transaction txn(db, /*immediate=*/true);
+    std::int64_t inserted = 0;
     for (const Job& j : batch) {
       if (j.idempotency_key) {
         if (auto earlier = find_by_key(db, *j.idempotency_key, j.request_hash)) {
@@ -387,6 +389,11 @@ class SqliteStore final : public Store {
           continue;
         }
       }
+      if (inserted >= max_new) {
+        out.push_back(InsertResult{InsertResult::Outcome::refused, j});
+        continue;
+      }
+      ++inserted;
       InsertResult r{InsertResult::Outcome::inserted, j};
       Job& job = r.job;
       if (job.created_at_us == 0) job.created_at_us = now;
