@@ -333,9 +333,11 @@ class SqliteStore final : public Store {
       throw;
     } catch (const std::exception& e) {
       std::string what = e.what();
+      const int code = writer_ ? sqlite3_extended_errcode(writer_->db.get()) & 0xff : SQLITE_OK;
       // SQLite found a malformed page on its own (e.g. while reading the schema).
-      if (writer_ && (sqlite3_extended_errcode(writer_->db.get()) & 0xff) == SQLITE_CORRUPT)
-        throw damaged(path, what);
+      if (code == SQLITE_CORRUPT) throw damaged(path, what);
+      // No SQLite header: the wrong file, or runq's file with its first page destroyed.
+      if (code == SQLITE_NOTADB) throw not_a_database(path, what);
       if (what.rfind("cannot open SQLite database", 0) == 0) throw;  // already names the path
       throw std::runtime_error("cannot open SQLite database '" + path + "': " + what);
     }
@@ -348,6 +350,14 @@ class SqliteStore final : public Store {
         "database file " + path + " is damaged (quick_check: " + finding +
         "). Restore it from a backup, or move it aside (with its -wal and -shm files) to "
         "start with an empty queue; `sqlite3 " + path + " .recover` may save its jobs.");
+  }
+
+  static DamagedDatabase not_a_database(const std::string& path, const std::string& what) {
+    return DamagedDatabase(
+        "file " + path + " is not a SQLite database, or its header is damaged (" + what +
+        "). If --db names the wrong file, correct it; if this is runq's database, restore "
+        "it from a backup, or move it aside (with its -wal and -shm files) to start with "
+        "an empty queue.");
   }
 
   // PRAGMA quick_check: reads every page once (O(size of the file)); a damaged file is

@@ -510,11 +510,23 @@ def test_a_damaged_database_is_refused_with_advice(make_server, tmp_path, damage
             assert get_status(c, j)["status"] == "succeeded"
 
 
-def test_a_file_that_is_no_database_is_refused(tmp_path):
-    db = str(tmp_path / "not-a.db")
-    with open(db, "wb") as f:
-        f.write(os.urandom(8192))
+@pytest.mark.parametrize("what", ["no database at all", "header overwritten"])
+def test_a_file_without_a_sqlite_header_is_refused_with_advice(make_server, tmp_path, what):
+    db = str(tmp_path / "headless.db")
+    if what == "no database at all":
+        with open(db, "wb") as f:
+            f.write(os.urandom(8192))
+    else:
+        make_db_with_jobs(make_server, db, n=50)
+        with open(db, "r+b") as f:
+            f.write(os.urandom(100))  # the 100-byte database header
+    with open(db, "rb") as f:
+        before = f.read()
     p, took = run_serve(db)
     out = p.stdout + p.stderr
     assert p.returncode != 0 and took < 10, out
     assert db in out and "listening on" not in out, out
+    assert "not a SQLite database" in out, out
+    assert "backup" in out and "move it aside" in out, out
+    with open(db, "rb") as f:
+        assert f.read() == before

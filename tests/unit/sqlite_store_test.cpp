@@ -769,11 +769,13 @@ TEST(SqliteStoreFile, GarbageFileThrowsClearError) {
   }
   try {
     open_sqlite_store(path);
-    FAIL() << "expected an exception";
-  } catch (const std::runtime_error& e) {
+    FAIL() << "expected DamagedDatabase";
+  } catch (const DamagedDatabase& e) {
     std::string msg = e.what();
     EXPECT_NE(msg.find(path), std::string::npos) << msg;
-    EXPECT_NE(msg.find("not a database"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("not a SQLite database"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("backup"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("move it aside"), std::string::npos) << msg;
   }
 }
 
