@@ -232,7 +232,7 @@ std::optional<Job> JobService::status(const std::string& id) {
   if (auto rj = state_->live.find(id)) {
     std::lock_guard lock(rj->mu);
     // Once finalized the store holds the final state (and a delete may follow).
-    if (!rj->finalized) return rj->view;
+    if (rj->current()) return rj->view;
   }
   return store_.get_status(id);
 }
@@ -242,7 +242,7 @@ std::optional<Job> JobService::get(const std::string& id) {
   if (job) {
     if (auto rj = state_->live.find(id)) {
       std::lock_guard lock(rj->mu);
-      if (!rj->finalized) overlay(*job, *rj);
+      if (rj->current()) overlay(*job, *rj);
     }
   }
   return job;
@@ -289,7 +289,7 @@ store::ListPage JobService::list(const store::ListQuery& q) {
     if (job.status != JobStatus::running) continue;
     if (auto rj = state_->live.find(job.id)) {
       std::lock_guard lock(rj->mu);
-      if (!rj->finalized) overlay(job, *rj);
+      if (rj->current()) overlay(job, *rj);
     }
   }
   return page;

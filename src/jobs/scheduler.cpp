@@ -165,7 +165,7 @@ void Scheduler::run_job(Job job) {
       std::this_thread::sleep_for(std::chrono::milliseconds(200 << i));
     }
   }
-  live_.remove(job.id);
+  live_.remove(job.id, rj.get());
   running_.fetch_sub(1);
 }
 
@@ -192,6 +192,7 @@ bool Scheduler::retry_later(RunningJob& rj, const Job& job, const std::string& e
       return false;
     }
     if (options_.on_requeued) options_.on_requeued();
+    rj.requeued = true;  // a cancel from now on finds the job in the queue
     live_.retrying(rj, error, delay);
   }
   spdlog::info("job {}: attempt {} of {} failed ({}); retrying in {} ms", job.id,

@@ -187,6 +187,50 @@ def test_a_replay_in_the_same_batch_as_new_submits_takes_no_room(make_server):
         c.post(f"{RUNS}/{blocker}/cancel")
 
 
+def test_cancels_racing_retries_leak_no_queue_places(make_server):
+    """A cancel that lands while a failed attempt is being put back in the queue for its
+    retry must leave the queue count right: afterwards exactly --max-queued jobs fit.
+    (A phantom count here would grow until every submit got 429.)"""
+    n = 20
+    s = make_server("--max-queued", str(n), "--max-concurrent", str(n),
+                    "--retry-delay", "30")
+    ids = []
+    with s.client() as c:
+        for rnd in range(2):
+            batch = [submit(c, f"f{rnd}-{i}", max_retries=1,
+                            config={"sleep_seconds": 1.5, "fail_with": "x"})["job_id"]
+                     for i in range(n)]
+            starts = [ts_seconds(wait_status(c, j, "running")["started_at"]) for j in batch]
+
+            def cancel_at(job_id, at):
+                with s.client() as cc:
+                    time.sleep(max(0.0, at - time.time()))
+                    r = cc.post(f"{RUNS}/{job_id}/cancel")
+                    assert r.status_code == 200 and r.json()["status"] == "cancelled", r.text
+
+            # Cancels spread over the moments the attempts fail and are re-queued.
+            threads = [threading.Thread(target=cancel_at, args=(j, t + 1.5 + i * 0.003))
+                       for i, (j, t) in enumerate(zip(batch, starts))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(30)
+            ids += batch
+        for j in ids:
+            st = wait_status(c, j)
+            assert st["status"] == "cancelled", st
+        assert stats(c)["by_status"]["queued"] == 0
+        # Every worker busy, so nothing drains while the queue is filled.
+        blockers = [submit(c, "blocker", config={"sleep_seconds": 60})["job_id"]
+                    for _ in range(n)]
+        for b in blockers:
+            wait_status(c, b, "running")
+        codes = [c.post(RUNS, json={"prompt": f"p{i}"}).status_code for i in range(n + 3)]
+        assert codes == [202] * n + [429] * 3, codes
+        for b in blockers:
+            c.post(f"{RUNS}/{b}/cancel")
+
+
 # ---------------------------------------------------------------------------------------
 # Retention
 # ---------------------------------------------------------------------------------------
