@@ -176,20 +176,25 @@ void JobService::commit_loop() {
         state_->pending.pop_front();
       }
     }
-    // Backpressure: the first jobs of the batch that fit under max_queued are stored,
-    // the rest refused. (Checked against the in-memory count: no COUNT(*) per batch.)
+    // Backpressure: the store inserts new jobs while they fit under max_queued and
+    // refuses the rest; replays and conflicts store nothing, so they are answered even
+    // when the queue is full. (Checked against the in-memory count: no COUNT(*).)
     const std::int64_t queued_before = state_->queued.load();
-    std::size_t admit = batch.size();
-    if (options_.max_queued > 0) {
-      admit = static_cast<std::size_t>(std::clamp<std::int64_t>(
-          options_.max_queued - queued_before, 0, static_cast<std::int64_t>(batch.size())));
-    }
-    for (std::size_t i = 0; i < admit; ++i) jobs.push_back(batch[i].job);
+    const std::int64_t room = options_.max_queued > 0
+                                  ? std::max<std::int64_t>(0, options_.max_queued - queued_before)
+                                  : store::kUnlimited;
+    for (const auto& p : batch) jobs.push_back(p.job);
     std::vector<store::InsertResult> results;
     std::string error;
     bool unavailable = false;
+    const bool any_key = std::any_of(jobs.begin(), jobs.end(),
+                                     [](const Job& j) { return j.idempotency_key.has_value(); });
     try {
-      if (!jobs.empty()) results = store_.insert(jobs);
+      if (room > 0 || any_key) {
+        results = store_.insert(jobs, room);
+      } else {  // full, and nothing to look up: no transaction at all
+        for (const Job& j : jobs) results.push_back({store::InsertResult::Outcome::refused, j});
+      }
     } catch (const store::StoreUnavailable& e) {
       // Disk full, read-only: refused with 503; the next batch simply tries again.
       error = e.detail();
@@ -199,31 +204,36 @@ void JobService::commit_loop() {
       error = e.what();
       spdlog::error("storing {} submitted job(s) failed: {}", jobs.size(), error);
     }
+    using O = store::InsertResult::Outcome;
     int inserted = 0;
-    for (std::size_t i = 0; i < admit && error.empty() && i < results.size(); ++i)
-      if (results[i].outcome == store::InsertResult::Outcome::inserted) ++inserted;
+    std::size_t refused = 0;
+    if (error.empty()) {
+      for (const auto& r : results) {
+        if (r.outcome == O::inserted) ++inserted;
+        if (r.outcome == O::refused) ++refused;
+      }
+    }
     if (inserted > 0) state_->queued.fetch_add(inserted);
     int full_after = 0;
-    if (admit < batch.size()) {
-      const std::int64_t queued_now = std::max(queued_before + inserted, state_->queued.load());
+    const std::int64_t queued_now = std::max(queued_before + inserted, state_->queued.load());
+    if (refused > 0) {
       full_after = state_->drain.retry_after_s(queued_now - options_.max_queued + 1);
       spdlog::warn("queue full ({} jobs queued, --max-queued {}): refused {} submit(s)",
-                   queued_now, options_.max_queued, batch.size() - admit);
+                   queued_now, options_.max_queued, refused);
     }
     for (std::size_t i = 0; i < batch.size(); ++i) {
       SubmitOutcome out;
-      if (i >= admit) {
-        out.kind = SubmitOutcome::Kind::queue_full;
-        out.queued_jobs = std::max(queued_before + inserted, options_.max_queued);
-        out.retry_after_s = full_after;
-      } else if (unavailable) {
+      if (unavailable) {
         out.kind = SubmitOutcome::Kind::store_unavailable;
         out.error = error;
       } else if (!error.empty() || i >= results.size()) {
         out.kind = SubmitOutcome::Kind::store_error;
         out.error = error.empty() ? "store returned too few results" : error;
+      } else if (results[i].outcome == O::refused) {
+        out.kind = SubmitOutcome::Kind::queue_full;
+        out.queued_jobs = std::max(queued_now, options_.max_queued);
+        out.retry_after_s = full_after;
       } else {
-        using O = store::InsertResult::Outcome;
         out.job = std::move(results[i].job);
         out.kind = results[i].outcome == O::inserted   ? SubmitOutcome::Kind::accepted
                    : results[i].outcome == O::replayed ? SubmitOutcome::Kind::replayed
@@ -243,7 +253,7 @@ std::optional<Job> JobService::status(const std::string& id) {
   if (auto rj = state_->live.find(id)) {
     std::lock_guard lock(rj->mu);
     // Once finalized the store holds the final state (and a delete may follow).
-    if (!rj->finalized) return rj->view;
+    if (rj->current()) return rj->view;
   }
   return store_.get_status(id);
 }
@@ -253,7 +263,7 @@ std::optional<Job> JobService::get(const std::string& id) {
   if (job) {
     if (auto rj = state_->live.find(id)) {
       std::lock_guard lock(rj->mu);
-      if (!rj->finalized) overlay(*job, *rj);
+      if (rj->current()) overlay(*job, *rj);
     }
   }
   return job;
@@ -300,7 +310,7 @@ store::ListPage JobService::list(const store::ListQuery& q) {
     if (job.status != JobStatus::running) continue;
     if (auto rj = state_->live.find(job.id)) {
       std::lock_guard lock(rj->mu);
-      if (!rj->finalized) overlay(job, *rj);
+      if (rj->current()) overlay(job, *rj);
     }
   }
   return page;

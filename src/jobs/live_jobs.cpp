@@ -98,9 +98,10 @@ std::vector<std::shared_ptr<RunningJob>> LiveJobs::all() const {
   return out;
 }
 
-void LiveJobs::remove(const std::string& id) {
+void LiveJobs::remove(const std::string& id, const RunningJob* rj) {
   std::lock_guard lock(mu_);
-  running_.erase(id);
+  auto it = running_.find(id);
+  if (it != running_.end() && it->second.get() == rj) running_.erase(it);
 }
 
 void LiveJobs::progress(RunningJob& rj, double percentage, std::optional<std::string> step,
@@ -128,7 +129,7 @@ void LiveJobs::retrying(RunningJob& rj, const std::string& error,
 bool LiveJobs::finalize(RunningJob& rj, const Ending& ending) {
   {
     std::lock_guard lock(rj.mu);
-    if (rj.finalized) return false;
+    if (!rj.current()) return false;
     Job final_job = rj.view;
     final_job.status = ending.status;
     final_job.result = ending.result;
@@ -220,7 +221,7 @@ void LiveJobs::wait_terminal(const std::string& id, std::chrono::milliseconds ma
   bool running_here = false;
   if (rj) {
     std::lock_guard lock(rj->mu);
-    running_here = !rj->finalized;
+    running_here = rj->current();
   }
   if (!running_here) {
     auto job = store_.get_status(id);

@@ -25,7 +25,13 @@ struct RunningJob {
   CancelToken token;
   bool finalized = false;  // its terminal state has been written (first writer wins)
   bool completed_event = false;  // the 100% progress event of a success is in the log
+  // A failed attempt went back to the queue for a retry: the store row is `queued`
+  // again, so this attempt can no longer be finalized (a cancel goes to the queue).
+  bool requeued = false;
   std::shared_ptr<EventLog> log;
+
+  // Its view is the job's current state (not ended, not handed back to the queue).
+  bool current() const { return !finalized && !requeued; }
 };
 
 // The terminal state to record for a job, and the SSE event that announces it.
@@ -57,8 +63,9 @@ class LiveJobs {
   std::shared_ptr<RunningJob> add_running(const Job& job);
   std::shared_ptr<RunningJob> find(const std::string& id) const;
   std::vector<std::shared_ptr<RunningJob>> all() const;
-  // The worker is done with the job (its work has stopped).
-  void remove(const std::string& id);
+  // The worker is done with the job (its work has stopped). Removes the entry only if it
+  // is still `rj` (a retry of the job may already be running under the same id).
+  void remove(const std::string& id, const RunningJob* rj);
 
   // Progress from the agent: updates the view and emits a `progress` event.
   void progress(RunningJob& rj, double percentage, std::optional<std::string> step,

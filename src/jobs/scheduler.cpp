@@ -191,7 +191,7 @@ void Scheduler::run_job(Job job) {
         ending->status == JobStatus::failed && job.attempts <= job.max_retries;
     record_end(*rj, job, std::move(*ending), want_retry);
   }
-  live_.remove(job.id);
+  live_.remove(job.id, rj.get());
   {
     std::lock_guard lock(mu_);
     running_.fetch_sub(1);
@@ -204,10 +204,11 @@ void Scheduler::run_job(Job job) {
 // store cannot be written it stays `running`, and the next start re-queues it.
 void Scheduler::requeue_stopped(RunningJob& rj, const Job& job) {
   std::lock_guard lock(rj.mu);
-  if (rj.finalized) return;  // cancelled meanwhile
+  if (!rj.current()) return;  // cancelled meanwhile
   try {
     if (store_.requeue_for_retry(job.id, util::now_us())) {
       if (options_.on_requeued) options_.on_requeued();
+      rj.requeued = true;
       spdlog::info("job {}: stopped by shutdown; re-queued, it runs again after restart",
                    job.id);
       return;
@@ -290,6 +291,7 @@ bool Scheduler::retry_later(RunningJob& rj, const Job& job, const std::string& e
       return false;
     }
     if (options_.on_requeued) options_.on_requeued();
+    rj.requeued = true;  // a cancel from now on finds the job in the queue
     live_.retrying(rj, error, delay);
   }
   spdlog::info("job {}: attempt {} of {} failed ({}); retrying in {} ms", job.id,

@@ -349,9 +349,11 @@ class SqliteStore final : public Store {
                                std::string(describe(e.reason())) + " (" + e.what() + ")");
     } catch (const std::exception& e) {
       std::string what = e.what();
+      const int code = writer_ ? sqlite3_extended_errcode(writer_->db.get()) & 0xff : SQLITE_OK;
       // SQLite found a malformed page on its own (e.g. while reading the schema).
-      if (writer_ && (sqlite3_extended_errcode(writer_->db.get()) & 0xff) == SQLITE_CORRUPT)
-        throw damaged(path, what);
+      if (code == SQLITE_CORRUPT) throw damaged(path, what);
+      // No SQLite header: the wrong file, or runq's file with its first page destroyed.
+      if (code == SQLITE_NOTADB) throw not_a_database(path, what);
       if (!memory && read_only_path(path)) throw read_only_at_start(path);
       if (what.rfind("cannot open SQLite database", 0) == 0) throw;  // already names the path
       throw std::runtime_error("cannot open SQLite database '" + path + "': " + what);
@@ -388,6 +390,14 @@ class SqliteStore final : public Store {
         "start with an empty queue; `sqlite3 " + path + " .recover` may save its jobs.");
   }
 
+  static DamagedDatabase not_a_database(const std::string& path, const std::string& what) {
+    return DamagedDatabase(
+        "file " + path + " is not a SQLite database, or its header is damaged (" + what +
+        "). If --db names the wrong file, correct it; if this is runq's database, restore "
+        "it from a backup, or move it aside (with its -wal and -shm files) to start with "
+        "an empty queue.");
+  }
+
   // PRAGMA quick_check: reads every page once (O(size of the file)); a damaged file is
   // refused before anything is written to it.
   static void quick_check(Db& db, const std::string& path) {
@@ -407,7 +417,8 @@ class SqliteStore final : public Store {
     if (n > 0) throw damaged(path, findings);
   }
 
-  std::vector<InsertResult> insert(const std::vector<Job>& batch) override {
+  std::vector<InsertResult> insert(const std::vector<Job>& batch,
+                                   std::int64_t max_new) override {
     for (const Job& j : batch) {
       if (j.id.empty()) throw std::invalid_argument("Store::insert: a job without an id");
     }
@@ -417,6 +428,7 @@ class SqliteStore final : public Store {
     const std::int64_t now = util::now_us();
     return write([&](Db& db) {
       Transaction txn(db, /*immediate=*/true);
+      std::int64_t inserted = 0;
       for (const Job& j : batch) {
         if (j.idempotency_key) {
           if (auto earlier = find_by_key(db, j.owner, *j.idempotency_key, j.request_hash)) {
@@ -424,6 +436,11 @@ class SqliteStore final : public Store {
             continue;
           }
         }
+        if (inserted >= max_new) {
+          out.push_back(InsertResult{InsertResult::Outcome::refused, j});
+          continue;
+        }
+        ++inserted;
         InsertResult r{InsertResult::Outcome::inserted, j};
         Job& job = r.job;
         if (job.created_at_us == 0) job.created_at_us = now;

@@ -476,6 +476,34 @@ TEST_P(StoreTest, IdempotencyWithinOneBatch) {
   EXPECT_EQ(store->list({}).total, 2);
 }
 
+TEST_P(StoreTest, MaxNewRefusesNewJobsButStillAnswersReplaysAndConflicts) {
+  insert_one(with_key(make_job("old"), "k-old", "h"));
+  auto r = store->insert({make_job("n1"), with_key(make_job("r1"), "k-old", "h"),
+                          make_job("n2"), with_key(make_job("c1"), "k-old", "other"),
+                          with_key(make_job("n3"), "k-new", "h"), make_job("n4")},
+                         /*max_new=*/1);
+  ASSERT_EQ(r.size(), 6u);
+  EXPECT_EQ(r[0].outcome, InsertResult::Outcome::inserted);
+  EXPECT_EQ(r[1].outcome, InsertResult::Outcome::replayed);
+  EXPECT_EQ(r[1].job.id, "old");
+  EXPECT_EQ(r[2].outcome, InsertResult::Outcome::refused);
+  EXPECT_EQ(r[2].job.id, "n2");
+  EXPECT_EQ(r[3].outcome, InsertResult::Outcome::conflict);
+  EXPECT_EQ(r[3].job.id, "old");
+  EXPECT_EQ(r[4].outcome, InsertResult::Outcome::refused);
+  EXPECT_EQ(r[5].outcome, InsertResult::Outcome::refused);
+  EXPECT_EQ(store->list({}).total, 2);
+  EXPECT_FALSE(store->get("n2"));
+  // A refused job's key was not taken.
+  EXPECT_EQ(insert_one(with_key(make_job("n5"), "k-new", "other")).outcome,
+            InsertResult::Outcome::inserted);
+  // max_new 0: only lookups.
+  r = store->insert({with_key(make_job("r2"), "k-old", "h"), make_job("n6")}, 0);
+  EXPECT_EQ(r[0].outcome, InsertResult::Outcome::replayed);
+  EXPECT_EQ(r[1].outcome, InsertResult::Outcome::refused);
+  EXPECT_EQ(store->list({}).total, 3);
+}
+
 TEST_P(StoreTest, FailedBatchRollsBackEntirely) {
   insert_one(make_job("exists"));
   // The third job's id is taken: the whole batch fails, the first two are not stored
@@ -777,11 +805,13 @@ TEST(SqliteStoreFile, GarbageFileThrowsClearError) {
   }
   try {
     open_sqlite_store(path);
-    FAIL() << "expected an exception";
-  } catch (const std::runtime_error& e) {
+    FAIL() << "expected DamagedDatabase";
+  } catch (const DamagedDatabase& e) {
     std::string msg = e.what();
     EXPECT_NE(msg.find(path), std::string::npos) << msg;
-    EXPECT_NE(msg.find("not a database"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("not a SQLite database"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("backup"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("move it aside"), std::string::npos) << msg;
   }
 }
 

@@ -11,8 +11,9 @@ namespace runq::store {
 // synchronous=FULL, so a committed write survives a crash of the process or the machine.
 // ":memory:" keeps everything in memory (nothing survives the process).
 // Throws std::runtime_error with a readable message if the file cannot be used.
-// A file that fails `PRAGMA quick_check` (or that SQLite reports as malformed) throws
-// DamagedDatabase, whose message says what to do about it; nothing is written to it.
+// A file that fails `PRAGMA quick_check` (or that SQLite reports as malformed, or that
+// has no SQLite header) throws DamagedDatabase, whose message says what to do about it;
+// nothing is written to it.
 std::unique_ptr<Store> open_sqlite_store(const std::string& path);
 
 // The database file is damaged. what(): the whole message for the operator.

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -15,11 +16,15 @@ using jobs::JobStatus;
 
 // What happened to one job handed to Store::insert.
 struct InsertResult {
-  enum class Outcome { inserted, replayed, conflict } outcome = Outcome::inserted;
+  enum class Outcome { inserted, replayed, conflict, refused } outcome = Outcome::inserted;
   // inserted: the new job. replayed: the earlier job with the same idempotency key and
   // request (status as stored). conflict: the earlier job, whose request differed.
+  // refused: a new job beyond insert's max_new (nothing stored); `job` as given.
   Job job;
 };
+
+// Store::insert's max_new when there is no limit.
+inline constexpr std::int64_t kUnlimited = std::numeric_limits<std::int64_t>::max();
 
 struct ListQuery {
   std::optional<JobStatus> status;
@@ -70,9 +75,12 @@ class Store {
   // Inserts a batch in ONE transaction (group commit). For a job with an
   // idempotency_key the key is checked and recorded inside the same transaction: an
   // existing key with the same request_hash is `replayed`, with another one `conflict`;
-  // neither stores anything. Jobs come with id, created_at_us and seq unset or set;
-  // the store assigns seq. Results are in the order of `batch`.
-  virtual std::vector<InsertResult> insert(const std::vector<Job>& batch) = 0;
+  // neither stores anything. At most max_new jobs are inserted (backpressure): new jobs
+  // beyond them are `refused` and not stored, while replays and conflicts are still
+  // answered. Jobs come with id, created_at_us and seq unset or set; the store assigns
+  // seq. Results are in the order of `batch`.
+  virtual std::vector<InsertResult> insert(const std::vector<Job>& batch,
+                                           std::int64_t max_new = kUnlimited) = 0;
 
   // The whole job (with prompt, result and events), or nullopt.
   virtual std::optional<Job> get(const std::string& id) = 0;
