@@ -7,9 +7,9 @@
 #include "runq/http/server.hpp"
 #include "runq/jobs/job_service.hpp"
 #include "runq/store/sqlite_store.hpp"
+#include "runq/util/log.hpp"
 #include "runq/webhooks/dispatcher.hpp"
 
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
@@ -26,9 +26,9 @@ namespace {
 constexpr int kExitInterrupted = 130;
 
 int serve(const runq::config::ServeConfig& cfg) {
-  spdlog::set_default_logger(spdlog::stderr_color_mt("runq"));
-  spdlog::set_level(spdlog::level::from_str(cfg.log_level));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+  runq::util::log::setup(
+      cfg.log_format == "json" ? runq::util::log::Format::json : runq::util::log::Format::text,
+      cfg.log_level);
 
   // Signals are taken by one thread with sigwait, so block them everywhere first
   // (threads started below inherit the mask).
