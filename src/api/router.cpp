@@ -1,6 +1,7 @@
 #include "runq/api/router.hpp"
 
 #include "runq/api/json_render.hpp"
+#include "runq/api/openapi.hpp"
 #include "runq/api/sse_stream.hpp"
 #include "runq/api/validation.hpp"
 #include "runq/util/ids.hpp"
@@ -22,7 +23,7 @@ using http::Request;
 using http::Response;
 
 enum class Route {
-  none, health, stats, metrics, runs, run, run_result, run_cancel, run_stream
+  none, health, stats, metrics, openapi, runs, run, run_result, run_cancel, run_stream
 };
 
 struct Match {
@@ -35,6 +36,7 @@ Match match_path(std::string_view path) {
   if (path == "/health") return {Route::health, {}};
   if (path == "/stats") return {Route::stats, {}};
   if (path == "/metrics") return {Route::metrics, {}};
+  if (path == "/openapi.json") return {Route::openapi, {}};
   constexpr std::string_view kRuns = "/api/v1/runs";
   if (!path.starts_with(kRuns)) return {};
   std::string_view rest = path.substr(kRuns.size());
@@ -61,6 +63,7 @@ std::string_view allowed_methods(Route r) {
     case Route::health:
     case Route::stats:
     case Route::metrics:
+    case Route::openapi:
     case Route::run_result:
     case Route::run_stream: return "GET";
     case Route::none: break;
@@ -208,6 +211,7 @@ metrics::Route route_of(std::string_view path) {
     case Route::health: return metrics::Route::health;
     case Route::stats: return metrics::Route::stats;
     case Route::metrics: return metrics::Route::metrics;
+    case Route::openapi: return metrics::Route::openapi;
     case Route::runs: return metrics::Route::runs;
     case Route::run: return metrics::Route::run;
     case Route::run_result: return metrics::Route::run_result;
@@ -258,6 +262,7 @@ void Router::handle(http::Request&& request, http::Reply reply) {
         case Route::health: response = health(); break;
         case Route::stats: response = stats(caller); break;
         case Route::metrics: response = metrics(); break;
+        case Route::openapi: response = openapi(); break;
         case Route::runs:
           response = is_get ? list(request, caller) : submit(request, caller, reply);
           break;
@@ -300,6 +305,12 @@ Response Router::metrics() {
   Response r;
   r.content_type = "text/plain; version=0.0.4; charset=utf-8";
   r.body = metrics::runq().render(g);
+  return r;
+}
+
+Response Router::openapi() {
+  Response r;
+  r.body = std::string(openapi_json());
   return r;
 }
 

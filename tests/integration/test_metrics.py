@@ -123,10 +123,10 @@ def test_http_layer_rejections_counted(server, client):
     assert m.get("runq_http_rejected_total", code="413") == 1
 
 
-def test_metrics_need_the_key(make_server):
+def test_metrics_and_openapi_need_the_key(make_server):
     s = make_server("--api-key", KEY)
     with s.client() as anon:
-        for path in ("/metrics",):
+        for path in ("/metrics", "/openapi.json"):
             r = anon.get(path)
             assert r.status_code == 401, path
             assert r.json() == {"detail": "Unauthorized"}
@@ -136,4 +136,5 @@ def test_metrics_need_the_key(make_server):
         m = scrape(c)
         assert m.get("runq_http_requests_total", method="GET", route="/metrics",
                      code="401") == 2  # no key, a wrong key
+        assert c.get("/openapi.json").status_code == 200
     assert not any(KEY in line for line in s.log)

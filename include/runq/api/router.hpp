@@ -65,6 +65,7 @@ class Router {
   http::Response health();
   http::Response stats(const Caller& caller);
   http::Response metrics();
+  http::Response openapi();
 
   // True if the job exists and the caller may see it.
   bool visible(const std::string& id, const Caller& caller);
