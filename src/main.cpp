@@ -1,15 +1,17 @@
 // runq: `runq serve` runs the job server; every other command is the client (cli/).
 #include "runq/agents/factory.hpp"
+#include "runq/api/access_log.hpp"
 #include "runq/api/auth.hpp"
 #include "runq/api/router.hpp"
 #include "runq/cli/cli.hpp"
 #include "runq/config/config.hpp"
 #include "runq/http/server.hpp"
 #include "runq/jobs/job_service.hpp"
+#include "runq/metrics/runq_metrics.hpp"
 #include "runq/store/sqlite_store.hpp"
+#include "runq/util/log.hpp"
 #include "runq/webhooks/dispatcher.hpp"
 
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
@@ -26,9 +28,9 @@ namespace {
 constexpr int kExitInterrupted = 130;
 
 int serve(const runq::config::ServeConfig& cfg) {
-  spdlog::set_default_logger(spdlog::stderr_color_mt("runq"));
-  spdlog::set_level(spdlog::level::from_str(cfg.log_level));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+  runq::util::log::setup(
+      cfg.log_format == "json" ? runq::util::log::Format::json : runq::util::log::Format::text,
+      cfg.log_level);
 
   // Signals are taken by one thread with sigwait, so block them everywhere first
   // (threads started below inherit the mask).
@@ -122,7 +124,16 @@ int serve(const runq::config::ServeConfig& cfg) {
   api_options.allow_private_webhooks = cfg.allow_private_webhooks;
   api_options.keys = api_keys;
   api_options.cors_origins = cfg.cors_origins;
+  runq::http::Server* server_ptr = nullptr;  // set below; /metrics reads its connections
+  api_options.open_connections = [&server_ptr]() -> std::int64_t {
+    return server_ptr ? static_cast<std::int64_t>(server_ptr->open_connections()) : 0;
+  };
   runq::api::Router router(service, api_options);
+  // Request ids, access log and HTTP metrics around every answer of the router.
+  runq::http::Handler handler = runq::api::observed(
+      [&router](runq::http::Request&& req, runq::http::Reply reply) {
+        router.handle(std::move(req), std::move(reply));
+      });
 
   runq::http::ServerOptions http_options;
   http_options.host = cfg.host;
@@ -137,10 +148,9 @@ int serve(const runq::config::ServeConfig& cfg) {
   http_options.io_threads =
       cfg.io_threads > 0 ? cfg.io_threads
                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  runq::http::Server server(http_options, [&router](runq::http::Request&& req,
-                                                    runq::http::Reply reply) {
-    router.handle(std::move(req), std::move(reply));
-  });
+  http_options.on_rejected = [](int status) { runq::metrics::runq().http_rejected(status); };
+  runq::http::Server server(http_options, std::move(handler));
+  server_ptr = &server;
 
   std::uint16_t port = 0;
   try {

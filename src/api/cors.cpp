@@ -39,8 +39,8 @@ bool Cors::is_preflight(const http::Request& request) const {
 void Cors::decorate(http::Response& response, const std::string& origin) {
   response.headers.push_back({"Access-Control-Allow-Origin", origin});
   response.headers.push_back({"Vary", "Origin"});
-  response.headers.push_back(
-      {"Access-Control-Expose-Headers", "Location, Retry-After, WWW-Authenticate"});
+  response.headers.push_back({"Access-Control-Expose-Headers",
+                              "Location, Retry-After, WWW-Authenticate, X-Request-ID"});
 }
 
 http::Response Cors::preflight(std::string_view methods) const {
@@ -50,8 +50,9 @@ http::Response Cors::preflight(std::string_view methods) const {
   std::string allow(methods);
   allow += ", OPTIONS";
   r.headers.push_back({"Access-Control-Allow-Methods", std::move(allow)});
-  r.headers.push_back({"Access-Control-Allow-Headers",
-                       "Authorization, X-API-Key, Content-Type, Idempotency-Key, Last-Event-ID"});
+  r.headers.push_back(
+      {"Access-Control-Allow-Headers",
+       "Authorization, X-API-Key, Content-Type, Idempotency-Key, Last-Event-ID, X-Request-ID"});
   r.headers.push_back({"Access-Control-Max-Age", std::to_string(max_age_s_)});
   return r;
 }

@@ -1,6 +1,7 @@
 #include "runq/api/router.hpp"
 
 #include "runq/api/json_render.hpp"
+#include "runq/api/openapi.hpp"
 #include "runq/api/sse_stream.hpp"
 #include "runq/api/validation.hpp"
 #include "runq/util/ids.hpp"
@@ -21,7 +22,9 @@ using http::Reply;
 using http::Request;
 using http::Response;
 
-enum class Route { none, health, stats, runs, run, run_result, run_cancel, run_stream };
+enum class Route {
+  none, health, stats, metrics, openapi, runs, run, run_result, run_cancel, run_stream
+};
 
 struct Match {
   Route route = Route::none;
@@ -32,6 +35,8 @@ struct Match {
 Match match_path(std::string_view path) {
   if (path == "/health") return {Route::health, {}};
   if (path == "/stats") return {Route::stats, {}};
+  if (path == "/metrics") return {Route::metrics, {}};
+  if (path == "/openapi.json") return {Route::openapi, {}};
   constexpr std::string_view kRuns = "/api/v1/runs";
   if (!path.starts_with(kRuns)) return {};
   std::string_view rest = path.substr(kRuns.size());
@@ -57,6 +62,8 @@ std::string_view allowed_methods(Route r) {
     case Route::run_cancel: return "POST";
     case Route::health:
     case Route::stats:
+    case Route::metrics:
+    case Route::openapi:
     case Route::run_result:
     case Route::run_stream: return "GET";
     case Route::none: break;
@@ -199,6 +206,22 @@ std::optional<Response> parse_list_query(std::string_view query, store::ListQuer
 
 }  // namespace
 
+metrics::Route route_of(std::string_view path) {
+  switch (match_path(path).route) {
+    case Route::health: return metrics::Route::health;
+    case Route::stats: return metrics::Route::stats;
+    case Route::metrics: return metrics::Route::metrics;
+    case Route::openapi: return metrics::Route::openapi;
+    case Route::runs: return metrics::Route::runs;
+    case Route::run: return metrics::Route::run;
+    case Route::run_result: return metrics::Route::run_result;
+    case Route::run_cancel: return metrics::Route::run_cancel;
+    case Route::run_stream: return metrics::Route::run_stream;
+    case Route::none: break;
+  }
+  return metrics::Route::other;
+}
+
 Router::Router(jobs::JobService& service, ApiOptions options)
     : service_(service),
       options_(std::move(options)),
@@ -238,6 +261,8 @@ void Router::handle(http::Request&& request, http::Reply reply) {
       switch (m.route) {
         case Route::health: response = health(); break;
         case Route::stats: response = stats(caller); break;
+        case Route::metrics: response = metrics(); break;
+        case Route::openapi: response = openapi(); break;
         case Route::runs:
           response = is_get ? list(request, caller) : submit(request, caller, reply);
           break;
@@ -266,6 +291,28 @@ void Router::handle(http::Request&& request, http::Reply reply) {
 }
 
 Response Router::health() { return json_response(200, health_json(service_.health())); }
+
+// All of the server's numbers (not per key): an operator's view, behind a key like
+// everything but /health.
+Response Router::metrics() {
+  const jobs::HealthStats h = service_.health();
+  metrics::RunqMetrics::Gauges g;
+  g.queued = h.queued_jobs;
+  g.running = h.running_jobs;
+  g.max_concurrent = h.max_concurrent;
+  if (options_.open_connections) g.open_connections = options_.open_connections();
+  g.store_writable = !h.store_fault;
+  Response r;
+  r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  r.body = metrics::runq().render(g);
+  return r;
+}
+
+Response Router::openapi() {
+  Response r;
+  r.body = std::string(openapi_json());
+  return r;
+}
 
 Response Router::stats(const Caller& caller) {
   return json_response(200, stats_json(service_.counts(caller)));

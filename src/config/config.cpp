@@ -128,6 +128,10 @@ std::optional<int> parse_serve(const std::vector<std::string>& args, ServeConfig
   app.add_option("--log-level", out.log_level, "trace, debug, info, warn, error")
       ->envname("RUNQ_LOG_LEVEL")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  app.add_option("--log-format", out.log_format,
+                 "text (one line per record) or json (one JSON object per line)")
+      ->envname("RUNQ_LOG_FORMAT")
+      ->check(CLI::IsMember({"text", "json"}));
   app.add_option("--public-url", out.public_url,
                  "Base URL clients reach this server at (for poll_url behind a proxy)")
       ->envname("RUNQ_PUBLIC_URL");

@@ -377,7 +377,7 @@ struct Server::Impl {
   std::shared_ptr<Life> life = std::make_shared<Life>();
   std::atomic<bool> stopping{false};
   std::atomic<bool> tearing_down{false};
-  std::mutex conn_mu;
+  mutable std::mutex conn_mu;
   std::unordered_map<Connection*, std::weak_ptr<Connection>> conns;
   std::atomic<std::size_t> refusing{0};  // 503s for max_connections in progress
   std::uint64_t refused_total = 0;       // server strand only
@@ -552,6 +552,7 @@ void Server::Impl::start_refusal(tcp::socket socket, Strand strand) {
     return;
   }
   ++refusing;
+  if (opts.on_rejected) opts.on_rejected(503);
   auto on_done = [](std::exception_ptr e) { log_exception("refused connection", e); };
   asio::co_spawn(strand, refuse(this, std::move(socket)), on_done);
 }
@@ -759,6 +760,7 @@ awaitable<Outcome> Server::Impl::answer_read_error(Impl* self, Connection* c,
 
 awaitable<Outcome> Server::Impl::write_error(Impl* self, Connection* c, int status,
                                              std::string detail) {
+  if (self->opts.on_rejected) self->opts.on_rejected(status);
   auto outcome = co_await write_response(self, c, error_response(status, detail), 11,
                                          /*keep_alive=*/false, /*head=*/false);
   co_return outcome == Outcome::drop ? Outcome::drop : Outcome::linger;
@@ -870,5 +872,10 @@ std::uint16_t Server::listen() { return impl_->listen(); }
 void Server::run() { impl_->run(); }
 
 void Server::stop() { impl_->stop(); }
+
+std::size_t Server::open_connections() const {
+  std::lock_guard lock(impl_->conn_mu);
+  return impl_->conns.size();
+}
 
 }  // namespace runq::http

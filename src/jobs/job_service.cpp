@@ -4,6 +4,8 @@
 #include "scheduler.hpp"
 #include "runq/jobs/drain_rate.hpp"
 #include "runq/jobs/timer_queue.hpp"
+#include "runq/metrics/runq_metrics.hpp"
+#include "runq/util/log.hpp"
 #include "runq/util/ids.hpp"
 #include "runq/util/time.hpp"
 
@@ -19,6 +21,10 @@
 namespace runq::jobs {
 
 namespace {
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
 // How long cancel waits for a just-claimed job to show up among the running ones.
 constexpr auto kClaimSettle = std::chrono::milliseconds(500);
 
@@ -97,10 +103,13 @@ void JobService::start() {
   if (rq.requeued > 0)
     spdlog::warn("{} job(s) were running when the last process stopped; re-queued",
                  rq.requeued);
-  if (rq.failed > 0)
+  if (rq.failed > 0) {
+    for (int i = 0; i < rq.failed; ++i)
+      metrics::runq().job_finished(metrics::JobOutcome::failed, -1);
     spdlog::warn("{} job(s) were running when the last process stopped and had been "
                  "interrupted {} time(s) or more; failed them",
                  rq.failed, options_.max_attempts);
+  }
   state_->queued.store(
       store_.count_by_status(std::nullopt)[static_cast<int>(JobStatus::queued)]);
   state_->started = true;
@@ -164,9 +173,11 @@ void JobService::submit(Job job, std::function<void(SubmitOutcome)> done) {
 void JobService::commit_loop() {
   std::vector<State::Pending> batch;
   std::vector<Job> jobs;
+  std::vector<std::pair<std::string, int>> accepted;  // id, priority: logged after the 202s
   for (;;) {
     batch.clear();
     jobs.clear();
+    accepted.clear();
     {
       std::unique_lock lock(state_->mu);
       state_->cv.wait(lock, [&] { return state_->stopping || !state_->pending.empty(); });
@@ -191,7 +202,10 @@ void JobService::commit_loop() {
                                      [](const Job& j) { return j.idempotency_key.has_value(); });
     try {
       if (room > 0 || any_key) {
+        const auto t0 = std::chrono::steady_clock::now();
         results = store_.insert(jobs, room);
+        metrics::runq().store_op(metrics::StoreOp::insert_batch, seconds_since(t0));
+        metrics::runq().commit_batch(jobs.size());
       } else {  // full, and nothing to look up: no transaction at all
         for (const Job& j : jobs) results.push_back({store::InsertResult::Outcome::refused, j});
       }
@@ -213,7 +227,10 @@ void JobService::commit_loop() {
         if (r.outcome == O::refused) ++refused;
       }
     }
-    if (inserted > 0) state_->queued.fetch_add(inserted);
+    if (inserted > 0) {
+      state_->queued.fetch_add(inserted);
+      metrics::runq().job_submitted(static_cast<std::uint64_t>(inserted));
+    }
     int full_after = 0;
     const std::int64_t queued_now = std::max(queued_before + inserted, state_->queued.load());
     if (refused > 0) {
@@ -238,6 +255,8 @@ void JobService::commit_loop() {
         out.kind = results[i].outcome == O::inserted   ? SubmitOutcome::Kind::accepted
                    : results[i].outcome == O::replayed ? SubmitOutcome::Kind::replayed
                                                        : SubmitOutcome::Kind::conflict;
+        if (out.kind == SubmitOutcome::Kind::accepted)
+          accepted.emplace_back(out.job.id, out.job.priority);
       }
       try {
         batch[i].done(std::move(out));
@@ -246,6 +265,9 @@ void JobService::commit_loop() {
       }
     }
     if (inserted > 0) state_->scheduler.wake(inserted);
+    for (const auto& [id, priority] : accepted)
+      util::log::event(spdlog::level::info, "job submitted",
+                       {{"job_id", id}, {"priority", priority}});
   }
 }
 
@@ -278,11 +300,17 @@ CancelOutcome JobService::cancel(const std::string& id) {
     // that was already finalized is answered from the store below.
     if (rj && state_->live.finalize(*rj, ending_cancelled(std::nullopt))) {
       rj->token.cancel(StopReason::cancelled);
+      util::log::event(spdlog::level::info, "job cancelled",
+                       {{"job_id", id}, {"was", "running"}});
       std::lock_guard lock(rj->mu);
       return {CancelOutcome::Kind::cancelled, rj->view};
     }
     if (store_.cancel_queued(id, util::now_us(), std::nullopt)) {
       state_->queued.fetch_sub(1);
+      metrics::runq().job_finished(metrics::JobOutcome::cancelled, -1);
+      util::log::event(spdlog::level::info, "job cancelled", {{"job_id", id}, {"was", "queued"}});
+      util::log::event(spdlog::level::info, "job finished",
+                       {{"job_id", id}, {"status", "cancelled"}, {"attempts", 0}});
       state_->live.queued_job_cancelled(id, ending_cancelled(std::nullopt));
       auto job = store_.get_status(id);
       if (!job) return {CancelOutcome::Kind::not_found, {}};

@@ -1,5 +1,7 @@
 #include "live_jobs.hpp"
+#include "runq/metrics/runq_metrics.hpp"
 #include "runq/util/json_text.hpp"
+#include "runq/util/log.hpp"
 
 #include "runq/util/time.hpp"
 
@@ -18,6 +20,22 @@ std::string status_event(const std::string& id, JobStatus s) {
 }
 std::string progress_event(double percentage, const std::optional<std::string>& step) {
   return util::json_text(json{{"percentage", percentage}, {"step", step ? json(*step) : json(nullptr)}});
+}
+// Metrics and the lifecycle log line of a job whose terminal state was just stored.
+void observe_end(const Job& job) {
+  const double ran_s =
+      job.started_at_us && job.completed_at_us
+          ? static_cast<double>(*job.completed_at_us - *job.started_at_us) / 1e6
+          : -1.0;
+  const auto outcome = job.status == JobStatus::succeeded ? metrics::JobOutcome::succeeded
+                       : job.status == JobStatus::failed  ? metrics::JobOutcome::failed
+                                                          : metrics::JobOutcome::cancelled;
+  metrics::runq().job_finished(outcome, ran_s);
+  util::log::event(spdlog::level::info, "job finished",
+                   {{"job_id", job.id},
+                    {"status", to_string(job.status)},
+                    {"attempts", job.attempts},
+                    {"duration_s", ran_s}});
 }
 }  // namespace
 
@@ -146,10 +164,16 @@ bool LiveJobs::finalize(RunningJob& rj, const Ending& ending) {
     final_job.metrics = rj.view.metrics;
     final_job.events_json = rj.log->to_json_closed_with(ending.event_type, ending.event_data);
     // Store first: once a client can see the terminal event, /result must agree.
-    if (!store_.finish(final_job))
+    const auto t0 = std::chrono::steady_clock::now();
+    const bool stored = store_.finish(final_job);
+    metrics::runq().store_op(
+        metrics::StoreOp::finish,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    if (!stored)
       spdlog::warn("job {}: already terminal in the store; keeping the stored state",
                    final_job.id);
     rj.finalized = true;
+    if (stored) observe_end(final_job);
     final_job.result.reset();  // the view carries no payload
     final_job.metrics = nullptr;
     final_job.events_json.clear();

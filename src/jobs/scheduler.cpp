@@ -1,6 +1,8 @@
 #include "scheduler.hpp"
 
+#include "runq/metrics/runq_metrics.hpp"
 #include "runq/store/store_error.hpp"
+#include "runq/util/log.hpp"
 #include "runq/util/time.hpp"
 
 #include <spdlog/spdlog.h>
@@ -114,7 +116,13 @@ void Scheduler::worker_loop() {
     }
     std::optional<Job> job;
     try {
+      const auto t0 = std::chrono::steady_clock::now();
       job = store_.claim_next(util::now_us());
+      // Claims that hand out work: the latency a queued job sees (idle polls are not it).
+      if (job)
+        metrics::runq().store_op(
+            metrics::StoreOp::claim,
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     } catch (const store::StoreUnavailable& e) {
       spdlog::debug("claiming a job failed: {}", e.what());  // the store logged the fault
       if (!pause(kStoreErrorBackoff)) return;
@@ -143,7 +151,11 @@ void Scheduler::run_job(Job job) {
     std::lock_guard lock(rj->mu);
     rj->view.agent_id = job.agent_id;
   }
-  spdlog::debug("job {}: running (attempt {})", job.id, job.attempts);
+  const double waited_s =
+      static_cast<double>(job.started_at_us.value_or(job.created_at_us) - job.created_at_us) / 1e6;
+  metrics::runq().job_started(job.attempts == 1, waited_s);
+  util::log::event(spdlog::level::info, "job started",
+                   {{"job_id", job.id}, {"attempt", job.attempts}, {"queue_wait_s", waited_s}});
 
   auto timer = timers_.schedule(std::chrono::seconds(job.timeout_s),
                                 [rj] { rj->token.cancel(StopReason::timed_out); });
@@ -240,7 +252,6 @@ void Scheduler::record_end(RunningJob& rj, const Job& job, Ending ending, bool w
         want_retry = false;  // cancelled meanwhile, or not running in the store: it ends
       }
       if (live_.finalize(rj, ending)) {  // false: a cancel recorded the end first
-        spdlog::debug("job {}: {}", job.id, to_string(ending.status));
         if (attempt > 1)
           spdlog::info("job {}: its end ({}) is stored now, after {} tries", job.id,
                        to_string(ending.status), attempt);
@@ -294,8 +305,13 @@ bool Scheduler::retry_later(RunningJob& rj, const Job& job, const std::string& e
     rj.requeued = true;  // a cancel from now on finds the job in the queue
     live_.retrying(rj, error, delay);
   }
-  spdlog::info("job {}: attempt {} of {} failed ({}); retrying in {} ms", job.id,
-               job.attempts, job.max_retries + 1, error, delay.count());
+  metrics::runq().job_retried();
+  util::log::event(spdlog::level::info, "job retrying",
+                   {{"job_id", job.id},
+                    {"attempt", job.attempts},
+                    {"max_attempts", job.max_retries + 1},
+                    {"delay_ms", static_cast<std::int64_t>(delay.count())},
+                    {"error", error}});
   timers_.schedule(delay, [this] { wake(1); });
   return true;
 }

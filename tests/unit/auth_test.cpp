@@ -277,7 +277,7 @@ TEST(Cors, PreflightNeedsOptionsAndRequestMethod) {
       EXPECT_EQ(h.value, "GET, POST, OPTIONS");
     }
     if (h.name == "Access-Control-Allow-Headers") {
-      EXPECT_EQ(h.value, "Authorization, X-API-Key, Content-Type, Idempotency-Key, Last-Event-ID");
+      EXPECT_EQ(h.value, "Authorization, X-API-Key, Content-Type, Idempotency-Key, Last-Event-ID, X-Request-ID");
     }
     if (h.name == "Access-Control-Max-Age") max_age = true;
   }

@@ -3,6 +3,9 @@
 #include "runq/api/cors.hpp"
 #include "runq/http/message.hpp"
 #include "runq/jobs/job_service.hpp"
+#include "runq/metrics/runq_metrics.hpp"
+
+#include <functional>
 
 #include <memory>
 #include <optional>
@@ -24,7 +27,13 @@ struct ApiOptions {
   // --cors-origin: browser origins allowed to call the API (none: CORS off).
   std::vector<std::string> cors_origins;
   int cors_max_age_s = 600;
+  // Open client connections, for /metrics (the HTTP server knows them). May be empty.
+  std::function<std::int64_t()> open_connections;
 };
+
+// The route template a path belongs to (metrics::Route::other for unknown paths): what
+// access logs and metrics say instead of the raw path.
+metrics::Route route_of(std::string_view path);
 
 // Maps each route of the API to JobService calls and renders the JSON answers.
 // No Beast, no SQL: a plain Request in, a Response out (through `reply`).
@@ -55,6 +64,8 @@ class Router {
                         const Caller& caller);
   http::Response health();
   http::Response stats(const Caller& caller);
+  http::Response metrics();
+  http::Response openapi();
 
   // True if the job exists and the caller may see it.
   bool visible(const std::string& id, const Caller& caller);

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -22,6 +23,9 @@ struct ServerOptions {
   std::chrono::seconds write_timeout{30};  // time to send one response
   std::chrono::seconds heartbeat_interval{5};  // SSE idle heartbeat
   std::chrono::seconds shutdown_timeout{10};   // stop(): longest wait for in-flight requests
+  // Called (on an io thread) with the status of each answer the server gives by itself,
+  // without the handler: 400, 413, 431, and 503 over max_connections. May be empty.
+  std::function<void(int status)> on_rejected;
 };
 
 // The HTTP/1.1 server: owns sockets, parsing, keep-alive, limits, timeouts and SSE
@@ -41,6 +45,8 @@ class Server {
   // Stops accepting, lets in-flight requests finish, ends streams, closes idle
   // connections. Thread-safe; returns at once.
   void stop();
+  // Connections open right now (thread-safe).
+  std::size_t open_connections() const;
 
  private:
   struct Impl;

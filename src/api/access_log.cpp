@@ -1,0 +1,59 @@
+#include "runq/api/access_log.hpp"
+
+#include "runq/api/router.hpp"
+#include "runq/metrics/runq_metrics.hpp"
+#include "runq/util/log.hpp"
+
+#include <spdlog/fmt/fmt.h>
+
+#include <atomic>
+#include <chrono>
+#include <random>
+
+namespace runq::api {
+
+namespace {
+constexpr std::size_t kMaxRequestId = 128;
+}
+
+std::optional<std::string> sane_request_id(const std::string* header) {
+  if (!header || header->empty() || header->size() > kMaxRequestId) return std::nullopt;
+  for (char c : *header)
+    if (c < 0x20 || c > 0x7e) return std::nullopt;
+  return *header;
+}
+
+std::string new_request_id() {
+  // A random per-process prefix and a counter: no CSPRNG call per request.
+  static const std::uint32_t prefix = std::random_device{}();
+  static std::atomic<std::uint64_t> counter{0};
+  return fmt::format("{:08x}-{:x}", prefix, counter.fetch_add(1, std::memory_order_relaxed) + 1);
+}
+
+http::Handler observed(http::Handler inner) {
+  return [inner = std::move(inner)](http::Request&& request, http::Reply reply) {
+    const auto start = std::chrono::steady_clock::now();
+    std::string id = sane_request_id(request.header("x-request-id")).value_or("");
+    if (id.empty()) id = new_request_id();
+    const metrics::Route route = route_of(request.path);
+    auto done = [reply = std::move(reply), start, route, id, method = request.method,
+                 remote = request.remote](http::Response r) {
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const int status = r.status;
+      r.headers.push_back({"X-Request-ID", id});
+      reply(std::move(r));  // answer first: the bookkeeping below need not delay it
+      metrics::runq().http_request(route, method, status, seconds);
+      util::log::event(spdlog::level::info, "request",
+                       {{"method", method},
+                        {"route", metrics::route_template(route)},
+                        {"status", status},
+                        {"duration_ms", seconds * 1000.0},
+                        {"request_id", id},
+                        {"remote", remote}});
+    };
+    inner(std::move(request), std::move(done));
+  };
+}
+
+}  // namespace runq::api
