@@ -1,9 +1,34 @@
 #!/usr/bin/env bash
 # Installs the dependencies, builds runq and runs every test (GTest units and the
-# pytest integration suite against the real binary) through ctest.
+# pytest integration suite against the real binary) through ctest; then the same suite
+# built with ASan+UBSan and with TSan (scripts/test-sanitized.sh), then each libFuzzer
+# target for FUZZ_SECONDS (default 20) (scripts/fuzz.sh). Prints how long each part took.
+#   RUNQ_TEST_QUICK=1: only the first part (the normal build and suite).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
-cmake --build build -j"$(nproc)"
-ctest --test-dir build --output-on-failure --timeout 1500
+export FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
+
+timings=()
+report() {
+  [ ${#timings[@]} -gt 0 ] || return 0
+  echo "test.sh timings:"
+  printf '  %s\n' "${timings[@]}"
+}
+trap report EXIT
+part() {  # part NAME COMMAND...: runs it and records its time
+  local name="$1" t0
+  shift
+  t0=$(date +%s)
+  "$@"
+  timings+=("$(printf '%-34s %5d s' "$name" $(( $(date +%s) - t0 )))")
+}
+
+part "install dependencies" bash scripts/install-deps.sh
+part "configure + build (build/)" bash -c \
+  'cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo && cmake --build build -j"$(nproc)"'
+part "ctest (build/)" ctest --test-dir build --output-on-failure --timeout 1500
+if [ "${RUNQ_TEST_QUICK:-0}" = 1 ]; then exit 0; fi
+export RUNQ_SKIP_DEPS=1
+part "ASan+UBSan build + ctest" bash scripts/test-sanitized.sh asan
+part "TSan build + ctest" bash scripts/test-sanitized.sh tsan
+part "fuzzers build + ${FUZZ_SECONDS} s each" bash scripts/fuzz.sh
