@@ -29,6 +29,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 using namespace runq;
 using namespace std::chrono_literals;
@@ -79,7 +80,11 @@ struct Probe {
   std::optional<http::Response> response;
 };
 
+// Shared by every copy of the Reply: its destructor runs when the last copy is gone.
 struct ReplyGuard {
+  explicit ReplyGuard(std::shared_ptr<Probe> p) : probe(std::move(p)) {}
+  ReplyGuard(const ReplyGuard&) = delete;
+  ReplyGuard& operator=(const ReplyGuard&) = delete;
   std::shared_ptr<Probe> probe;
   ~ReplyGuard() {
     std::lock_guard lock(probe->mu);
@@ -151,7 +156,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   auto probe = std::make_shared<Probe>();
   {
-    auto guard = std::make_shared<ReplyGuard>(ReplyGuard{probe});
+    auto guard = std::make_shared<ReplyGuard>(probe);
     e.router->handle(std::move(req), [probe, guard](http::Response r) {
       std::lock_guard lock(probe->mu);
       if (++probe->calls == 1) probe->response = std::move(r);
