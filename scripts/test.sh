@@ -6,6 +6,7 @@
 #   RUNQ_TEST_QUICK=1: only the first part (the normal build and suite).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export LC_ALL=C  # '.' as the decimal point of the timings
 export FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
 
 timings=()
@@ -15,12 +16,15 @@ report() {
   printf '  %s\n' "${timings[@]}"
 }
 trap report EXIT
-part() {  # part NAME COMMAND...: runs it and records its time
-  local name="$1" t0
+part() {  # part NAME COMMAND...: runs it and records its wall-clock and CPU time
+  local name="$1" tf wall user sys
   shift
-  t0=$(date +%s)
-  "$@"
-  timings+=("$(printf '%-34s %5d s' "$name" $(( $(date +%s) - t0 )))")
+  tf=$(mktemp)
+  local TIMEFORMAT="%R %U %S"
+  { time "$@" 2>&3; } 3>&2 2>"$tf"
+  read -r wall user sys <"$tf"
+  rm -f "$tf"
+  timings+=("$(printf '%-34s %6.0f s wall %7.0f s CPU' "$name" "$wall" "$(awk -v u="$user" -v s="$sys" 'BEGIN { print u + s }')")")
 }
 
 part "install dependencies" bash scripts/install-deps.sh
