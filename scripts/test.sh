@@ -25,6 +25,7 @@ part() {  # part NAME COMMAND...: runs it and records its wall-clock and CPU tim
   read -r wall user sys <"$tf"
   rm -f "$tf"
   timings+=("$(printf '%-34s %6.0f s wall %7.0f s CPU' "$name" "$wall" "$(awk -v u="$user" -v s="$sys" 'BEGIN { print u + s }')")")
+  echo "test.sh: ${timings[-1]}"
 }
 
 part "install dependencies" bash scripts/install-deps.sh
