@@ -5,8 +5,11 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update
+# g++ brings its sanitizer runtimes (libasan8, libubsan1, libtsan2: scripts/test-sanitized.sh);
+# clang-14, libclang-rt-14-dev (libFuzzer) and llvm-14 (llvm-symbolizer) are for scripts/fuzz.sh.
 $SUDO apt-get install -y --no-install-recommends \
   build-essential cmake g++ pkg-config ca-certificates curl openssl \
   libboost1.81-dev nlohmann-json3-dev libspdlog-dev libsqlite3-dev libssl-dev \
   libcli11-dev libgtest-dev \
-  python3 python3-httpx python3-pytest python3-fusepy
+  clang-14 libclang-rt-14-dev llvm-14 \
+  python3 python3-httpx python3-pytest python3-fusepy fuse

@@ -225,6 +225,18 @@ std::pair<std::size_t, std::string> parse_error_position(const json::parse_error
   return {std::min(offset, body.size()), parse_error_reason(e.what())};
 }
 
+// Where the number nlohmann could not hold starts: its message quotes it
+// ("number overflow parsing '1e400'"); 0 if it can't be found.
+std::size_t overflow_offset(std::string_view what, std::string_view body) {
+  auto open = what.rfind("parsing '");
+  if (open == std::string_view::npos) return 0;
+  open += 9;
+  auto close = what.find('\'', open);
+  if (close == std::string_view::npos || close == open) return 0;
+  auto at = body.find(what.substr(open, close - open));
+  return at == std::string_view::npos ? 0 : at;
+}
+
 enum class IntResult { ok, not_int, fractional };
 
 IntResult as_int(const json& v, long long& out) {
@@ -510,6 +522,14 @@ std::variant<jobs::Job, ValidationErrors> parse_submit(std::string_view body,
       errors.add("json_invalid", Json::array({"body", offset}), "JSON decode error",
                  Json::object());
       errors.detail.back()["ctx"] = {{"error", std::move(reason)}};
+      return errors;
+    } catch (const json::exception& e) {
+      // Not a syntax error but a value nlohmann can't hold: a number beyond a double
+      // (1e400: out_of_range 406). Python reads it as infinity, which no field accepts.
+      // A 422 like any undecodable body, not an exception (that would be a 500).
+      errors.add("json_invalid", Json::array({"body", overflow_offset(e.what(), body)}),
+                 "JSON decode error", Json::object());
+      errors.detail.back()["ctx"] = {{"error", "Number out of range"}};
       return errors;
     }
   }

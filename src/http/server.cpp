@@ -8,6 +8,8 @@
 // wakes the coroutine by cancelling the timer it sleeps on.
 #include "runq/http/server.hpp"
 
+#include "request_parser.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -110,18 +112,6 @@ void log_exception(std::string_view what, std::exception_ptr e) {
   } catch (...) {
     spdlog::error("http: {}: unknown exception", what);
   }
-}
-
-bool is_parse_error(const beast::error_code& ec) {
-  static const auto& category = bhttp::make_error_code(bhttp::error::bad_method).category();
-  return ec.category() == category;
-}
-
-std::string lower_ascii(std::string_view s) {
-  std::string out(s);
-  for (char& ch : out)
-    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
-  return out;
 }
 
 // A header from the api layer goes out verbatim; refuse anything that could split it.
@@ -327,25 +317,6 @@ struct StreamCloser {
     }
   }
 };
-
-Request make_request(bhttp::request<bhttp::string_body>&& msg, const std::string& remote) {
-  Request req;
-  req.method = msg.method_string();
-  req.target = msg.target();
-  auto q = req.target.find('?');
-  if (q == std::string::npos) {
-    req.path = req.target;
-  } else {
-    req.path = req.target.substr(0, q);
-    req.query = req.target.substr(q + 1);
-  }
-  req.headers.reserve(static_cast<std::size_t>(std::distance(msg.begin(), msg.end())));
-  for (const auto& f : msg)
-    req.headers.push_back(Header{lower_ascii(f.name_string()), std::string(f.value())});
-  req.body = std::move(msg.body());
-  req.remote = remote;
-  return req;
-}
 
 }  // namespace
 
@@ -677,10 +648,8 @@ awaitable<Outcome> Server::Impl::serve_one(Impl* self, std::shared_ptr<Connectio
   }
 
   // 2. The header block, within header_timeout of its first byte (slowloris).
-  bhttp::request_parser<bhttp::string_body> parser;  // fresh per request
-  parser.header_limit(static_cast<std::uint32_t>(
-      std::min<std::size_t>(opts.max_header_bytes, UINT32_MAX)));
-  parser.body_limit(opts.max_body_bytes);  // a larger Content-Length fails the header read
+  detail::RequestParser parser;  // fresh per request
+  detail::apply_limits(parser, RequestLimits{opts.max_header_bytes, opts.max_body_bytes});
   {
     auto [ec, n] = co_await bhttp::async_read_header(c->stream, c->buffer, parser, kTuple);
     if (ec) co_return co_await answer_read_error(self, c.get(), ec);
@@ -691,7 +660,7 @@ awaitable<Outcome> Server::Impl::serve_one(Impl* self, std::shared_ptr<Connectio
   bool keep_alive = parser.get().keep_alive();
   const bool head = parser.get().method() == bhttp::verb::head;
   if (!parser.is_done()) {
-    if (version >= 11 && beast::iequals(parser.get()[bhttp::field::expect], "100-continue")) {
+    if (detail::expects_continue(parser)) {
       c->stream.expires_after(opts.write_timeout);
       auto [ec, n] = co_await asio::async_write(c->stream, asio::buffer(kContinue), kTuple);
       if (ec) co_return Outcome::drop;
@@ -713,7 +682,7 @@ awaitable<Outcome> Server::Impl::serve_one(Impl* self, std::shared_ptr<Connectio
     c->reply.reset();
     Reply reply = [state](Response r) { state->complete(std::move(r)); };
     try {
-      self->handler(make_request(parser.release(), c->remote), std::move(reply));
+      self->handler(detail::to_request(parser, c->remote), std::move(reply));
     } catch (const std::exception& e) {
       state->abandon();
       spdlog::error("http: request handler threw: {}", e.what());
@@ -743,15 +712,19 @@ awaitable<Outcome> Server::Impl::serve_one(Impl* self, std::shared_ptr<Connectio
 awaitable<Outcome> Server::Impl::answer_read_error(Impl* self, Connection* c,
                                                    beast::error_code ec) {
   if (ec == bhttp::error::end_of_stream) co_return Outcome::close;  // clean close between requests
-  if (ec == bhttp::error::header_limit)
-    co_return co_await write_error(self, c, 431, "Request header fields too large");
-  if (ec == bhttp::error::body_limit)
-    co_return co_await write_error(
-        self, c, 413,
-        fmt::format("Request body too large (limit {} bytes)", self->opts.max_body_bytes));
-  if (is_parse_error(ec) && ec != bhttp::error::partial_message) {
-    spdlog::debug("http: bad request from {}: {}", c->remote, ec.message());
-    co_return co_await write_error(self, c, 400, "Bad request");
+  switch (detail::classify_read_error(ec)) {
+    case ParseError::header_too_large:
+      co_return co_await write_error(self, c, 431, "Request header fields too large");
+    case ParseError::body_too_large:
+      co_return co_await write_error(
+          self, c, 413,
+          fmt::format("Request body too large (limit {} bytes)", self->opts.max_body_bytes));
+    case ParseError::bad_request:
+      spdlog::debug("http: bad request from {}: {}", c->remote, ec.message());
+      co_return co_await write_error(self, c, 400, "Bad request");
+    case ParseError::none:
+    case ParseError::incomplete:
+      break;
   }
   // Timeout, reset, the peer closing mid-message, stop(): nobody to answer.
   spdlog::debug("http: read from {} ended: {}", c->remote, ec.message());

@@ -67,7 +67,9 @@ std::shared_ptr<EventLog> synthesize_events(const Job& job) {
 struct LiveJobs::Waiter {
   std::atomic<bool> fired{false};
   std::function<void()> done;
-  std::uint64_t timer = 0;
+  // Set by wait_terminal after the waiter is already visible to notify_waiters (another
+  // thread): atomic, and 0 until then.
+  std::atomic<std::uint64_t> timer{0};
   void fire() {
     if (!fired.exchange(true)) done();
   }
@@ -255,7 +257,7 @@ void LiveJobs::wait_terminal(const std::string& id, std::chrono::milliseconds ma
     }
   }
   std::weak_ptr<Waiter> weak = w;
-  w->timer = timers_.schedule(max_wait, [this, id, weak] {
+  const std::uint64_t timer = timers_.schedule(max_wait, [this, id, weak] {
     auto w = weak.lock();
     if (!w) return;
     {
@@ -268,6 +270,9 @@ void LiveJobs::wait_terminal(const std::string& id, std::chrono::milliseconds ma
     }
     w->fire();
   });
+  w->timer = timer;
+  // The job may have ended meanwhile: notify_waiters then found no timer to cancel.
+  if (w->fired) timers_.cancel(timer);
 }
 
 void LiveJobs::notify_waiters(const std::string& id) {

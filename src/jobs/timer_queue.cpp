@@ -43,8 +43,11 @@ void TimerQueue::loop() {
       continue;
     }
     auto first = timers_.begin();
-    if (first->first.first > Clock::now()) {
-      cv_.wait_until(lock, first->first.first);
+    // A copy: wait_until reads its deadline again after waking, and by then cancel() may
+    // have erased the timer (and the deadline with it) while the lock was released.
+    const Clock::time_point deadline = first->first.first;
+    if (deadline > Clock::now()) {
+      cv_.wait_until(lock, deadline);
       continue;
     }
     auto fn = std::move(first->second);

@@ -12,6 +12,9 @@ import pytest
 RUNQ_BIN = os.environ.get(
     "RUNQ_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "build", "runq"))
 LISTEN_RE = re.compile(r"listening on (http://[^\s]+)")
+# What a sanitizer build of runq (scripts/test-sanitized.sh) prints when it finds a bug.
+SANITIZER_RE = re.compile(r"ERROR: (Address|Leak|Memory)Sanitizer|WARNING: ThreadSanitizer|"
+                          r"runtime error: |SUMMARY: \w+Sanitizer")
 
 
 class RunqServer:
@@ -24,6 +27,7 @@ class RunqServer:
         self.proc = None
         self.url = None
         self.log = []
+        self.pump = None
 
     def start(self, timeout=15):
         cmd = [RUNQ_BIN, "serve", "--port", "0", "--db", self.db_path] + self.args
@@ -46,11 +50,18 @@ class RunqServer:
                     found.set()
             found.set()
 
-        threading.Thread(target=pump, daemon=True).start()
+        self.pump = threading.Thread(target=pump, daemon=True)
+        self.pump.start()
         if not found.wait(timeout) or self.url is None:
             self.kill()
             raise RuntimeError("runq did not start:\n" + "".join(self.log))
         return self
+
+    def sanitizer_reports(self):
+        """Lines of sanitizer reports in what the process printed (once it has exited)."""
+        if self.pump:
+            self.pump.join(10)
+        return [line for line in self.log if SANITIZER_RE.search(line)]
 
     def client(self, **kw):
         return httpx.Client(base_url=self.url, timeout=kw.pop("timeout", 30), **kw)
@@ -101,6 +112,11 @@ def make_server(tmp_path):
             s.terminate(10)
         except Exception:
             s.kill()
+    # Under ASan/UBSan/TSan a report fails the test even if every answer was right.
+    reports = [(s, s.sanitizer_reports()) for s in servers]
+    for s, lines in reports:
+        if lines:
+            pytest.fail("sanitizer report from runq:\n" + "".join(s.log[-200:]), pytrace=False)
 
 
 @pytest.fixture

@@ -7,7 +7,9 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <atomic>
 #include <future>
+#include <memory>
 #include <thread>
 
 using namespace runq;
@@ -170,6 +172,23 @@ TEST_F(JobServiceTest, WaitTerminalReturnsWhenTheJobEnds) {
   p.get_future().wait();
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
   EXPECT_EQ(service_->status(out.job.id)->status, JobStatus::succeeded);
+}
+
+// Found by TSan: wait_terminal stored the waiter's timer handle without a lock after the
+// waiter was visible to the worker, which read it when the job ended. Jobs ending while
+// their waiters are being registered: every waiter fires once, none is lost.
+TEST_F(JobServiceTest, WaitTerminalRacingTheJobsEnd) {
+  start();
+  constexpr int kJobs = 20;
+  std::vector<std::string> ids;
+  for (int i = 0; i < kJobs; ++i) ids.push_back(submit("r" + std::to_string(i)).job.id);
+  auto fired = std::make_shared<std::atomic<int>>(0);
+  for (const auto& id : ids)
+    service_->wait_terminal(id, 10s, [fired] { ++*fired; });
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (*fired < kJobs && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(*fired, kJobs);
 }
 
 TEST_F(JobServiceTest, WaitTerminalTimesOut) {

@@ -413,6 +413,20 @@ TEST(Validation, InvalidUtf8AndSurrogatesAreJsonInvalid) {
   }
 }
 
+// Found by the validation fuzzer: a number beyond a double made nlohmann throw
+// out_of_range (not parse_error), which escaped parse_submit and became a 500.
+TEST(Validation, NumberBeyondADoubleIsJsonInvalidNotAnException) {
+  for (std::string body : {std::string(R"({"prompt":"x","priority":1e400})"),
+                           std::string(R"({"prompt":"x","config":{"n":-1E+999}})"),
+                           std::string("1e400")}) {
+    Json e = one(body);
+    EXPECT_EQ(e["type"], "json_invalid") << body;
+    EXPECT_EQ(e["loc"][0], "body");
+    EXPECT_EQ(e["ctx"]["error"], "Number out of range");
+  }
+  EXPECT_EQ(one(R"({"prompt":"x","priority":1e400})")["loc"][1], 25);  // where the number is
+}
+
 TEST(Validation, DeepNestingIsRefusedNotACrash) {
   std::string deep = R"({"prompt":"x","config":{"a":)" + std::string(100000, '[') +
                      std::string(100000, ']') + "}}";
