@@ -1,4 +1,5 @@
 #include "runq/api/auth.hpp"
+#include "runq/util/ascii.hpp"
 
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
@@ -17,17 +18,6 @@ std::string_view trim(std::string_view s) {
   while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
   while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
   return s;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
 }
 
 // A key from a header value: trimmed; nullopt if empty or not a valid key.
@@ -69,7 +59,7 @@ std::optional<std::string_view> presented_key(const http::Request& request) {
   if (const std::string* auth = request.header("authorization")) {
     std::string_view v = trim(*auth);
     constexpr std::string_view kScheme = "bearer";
-    if (v.size() > kScheme.size() && iequals(v.substr(0, kScheme.size()), kScheme) &&
+    if (v.size() > kScheme.size() && util::iequals(v.substr(0, kScheme.size()), kScheme) &&
         is_space(v[kScheme.size()])) {
       if (auto key = key_from(v.substr(kScheme.size()))) return key;
     }

@@ -1,23 +1,9 @@
 #include "runq/api/cors.hpp"
+#include "runq/util/ascii.hpp"
 
 #include <utility>
 
 namespace runq::api {
-
-namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
-}  // namespace
 
 Cors::Cors(std::vector<std::string> origins, int max_age_s)
     : origins_(std::move(origins)), max_age_s_(max_age_s) {}
@@ -27,7 +13,7 @@ const std::string* Cors::allowed_origin(const http::Request& request) const {
   const std::string* origin = request.header("origin");
   if (!origin || origin->empty()) return nullptr;
   for (const auto& o : origins_)
-    if (o == "*" || iequals(o, *origin)) return origin;
+    if (o == "*" || util::iequals(o, *origin)) return origin;
   return nullptr;
 }
 

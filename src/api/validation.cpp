@@ -3,6 +3,7 @@
 
 #include "runq/util/ids.hpp"
 #include "runq/webhooks/url_policy.hpp"
+#include "runq/util/ascii.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -367,24 +368,14 @@ class BodyChecker {
   ValidationErrors& errors_;
 };
 
-bool iequals_prefix(std::string_view s, std::string_view prefix) {
-  if (s.size() < prefix.size()) return false;
-  for (std::size_t i = 0; i < prefix.size(); ++i) {
-    char c = s[i];
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    if (c != prefix[i]) return false;
-  }
-  return true;
-}
-
 // An absolute http(s) URL with a host (and a numeric port, if any); no spaces or controls.
 bool is_http_url(std::string_view url) {
   if (url.size() > kMaxWebhookUrlLen) return false;
   for (unsigned char c : url)
     if (c <= 0x20 || c == 0x7f) return false;
   std::string_view rest;
-  if (iequals_prefix(url, "http://")) rest = url.substr(7);
-  else if (iequals_prefix(url, "https://")) rest = url.substr(8);
+  if (util::istarts_with(url, "http://")) rest = url.substr(7);
+  else if (util::istarts_with(url, "https://")) rest = url.substr(8);
   else return false;
   std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
   if (auto at = authority.rfind('@'); at != std::string_view::npos)

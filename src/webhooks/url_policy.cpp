@@ -1,6 +1,7 @@
 // Which webhook URLs runq may POST to: http(s) with a host, and (unless private targets
 // are allowed) only hosts whose every address is public.
 #include "runq/webhooks/url_policy.hpp"
+#include "runq/util/ascii.hpp"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -39,15 +40,6 @@ constexpr auto kResolveTimeout = std::chrono::seconds(3);
 // their thread until getaddrinfo returns); beyond it a name counts as unresolvable.
 constexpr int kMaxLookupsInFlight = 32;
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool iequals_prefix(std::string_view s, std::string_view prefix) {
-  if (s.size() < prefix.size()) return false;
-  for (std::size_t i = 0; i < prefix.size(); ++i)
-    if (lower(s[i]) != prefix[i]) return false;
-  return true;
-}
-
 struct ParsedHost {
   std::string host;  // lower-case; IPv6 literals without brackets
   bool ipv6_literal = false;
@@ -58,8 +50,8 @@ struct ParsedHost {
 // will be connected to.
 std::variant<ParsedHost, const char*> parse_host(std::string_view url) {
   std::string_view rest;
-  if (iequals_prefix(url, "http://")) rest = url.substr(7);
-  else if (iequals_prefix(url, "https://")) rest = url.substr(8);
+  if (util::istarts_with(url, "http://")) rest = url.substr(7);
+  else if (util::istarts_with(url, "https://")) rest = url.substr(8);
   else return kBadScheme;
 
   std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
@@ -87,7 +79,7 @@ std::variant<ParsedHost, const char*> parse_host(std::string_view url) {
   for (char c : host) {
     const auto u = static_cast<unsigned char>(c);
     if (u <= 0x20 || u == 0x7f) return kNoHost;
-    out.host.push_back(lower(c));
+    out.host.push_back(util::ascii_lower(c));
   }
   if (out.ipv6_literal) {
     // Zone ids ("fe80::1%25eth0") only make sense for link-local addresses.
