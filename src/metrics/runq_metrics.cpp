@@ -163,8 +163,10 @@ std::string RunqMetrics::render(const Gauges& g) const {
 }
 
 RunqMetrics& runq() {
-  static RunqMetrics instance;
-  return instance;
+  // Never destroyed: threads that outlive main (detached workers, a fuzzer's service)
+  // may still count while static destructors run.
+  static RunqMetrics* instance = new RunqMetrics;
+  return *instance;
 }
 
 }  // namespace runq::metrics
