@@ -22,6 +22,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -49,7 +50,7 @@ struct Env {
   std::string last_id = "run_0000000000000000";
 };
 
-// Never destroyed: worker threads run until the process exits.
+// Never destroyed; its workers are stopped at exit (LLVMFuzzerInitialize).
 Env& env() {
   static Env* e = [] {
     auto* e = new Env;
@@ -146,6 +147,9 @@ void drain_stream(http::EventStream& stream) {
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   spdlog::set_level(spdlog::level::off);
   env();
+  // libFuzzer ends with exit(): stop the workers before static destructors (spdlog's
+  // registry among them) run under a job that is still finishing.
+  std::atexit([] { env().service->stop(); });
   return 0;
 }
 
