@@ -1,7 +1,8 @@
 // The durable job store on SQLite.
 //
-// Connections: one write connection behind a mutex does every write (SQLite allows one
-// writer at a time anyway). For a database file, reads go to a small pool of reader
+// Connections: one write connection does every write (SQLite allows one writer at a
+// time anyway); writes that arrive together share one transaction and one fsync
+// (group commit, group_commit.hpp). For a database file, reads go to a small pool of reader
 // connections, each with its own mutex: WAL lets them read the last committed state
 // while a write batch is in progress, so a status GET never waits behind a group
 // commit. ":memory:" is private to its connection, so there the single connection does
@@ -13,6 +14,7 @@
 #include "runq/util/json_text.hpp"
 
 #include "runq/util/time.hpp"
+#include "group_commit.hpp"
 #include "sqlite_db.hpp"
 
 #include <spdlog/spdlog.h>
@@ -20,6 +22,9 @@
 
 #include <algorithm>
 #include <array>
+#include <exception>
+#include <functional>
+#include <optional>
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -146,7 +151,8 @@ enum Col : int {
 
 // Keys of the per-connection statement cache (Db::cached). List statements follow.
 enum Sql : std::size_t {
-  s_begin, s_begin_immediate, s_commit,
+  s_begin, s_begin_immediate, s_commit, s_savepoint, s_release, s_rollback_to,
+  s_sync_full, s_sync_normal,
   s_get_whole, s_get_status,
   s_insert_job, s_find_key, s_insert_key, s_delete_key, s_delete_key_of_job,
   s_claim, s_finish, s_cancel, s_remove_lookup, s_delete_job,
@@ -300,6 +306,17 @@ class Transaction {
   Db& db_;
 };
 
+// Whether a write must be on disk when the call returns (fsync), or may become durable
+// with the next write that is.
+enum class Sync { now, later };
+
+// One write waiting for its group commit, and how it went.
+struct WriteOp {
+  std::function<void(Db&)> fn;
+  Sync sync = Sync::now;
+  std::exception_ptr error;  // set if it failed: nothing of it is stored
+};
+
 // One connection and the mutex that gives one thread at a time the use of it.
 struct Conn {
   Conn(const std::string& path, int flags) : db(path, flags) {
@@ -427,7 +444,6 @@ class SqliteStore final : public Store {
     out.reserve(batch.size());
     const std::int64_t now = util::now_us();
     return write([&](Db& db) {
-      Transaction txn(db, /*immediate=*/true);
       std::int64_t inserted = 0;
       for (const Job& j : batch) {
         if (j.idempotency_key) {
@@ -458,7 +474,6 @@ class SqliteStore final : public Store {
         }
         out.push_back(std::move(r));
       }
-      txn.commit();
       return std::move(out);
     });
   }
@@ -471,8 +486,11 @@ class SqliteStore final : public Store {
     return read([&](Db& db) { return get_on(db, id, false); });
   }
 
+  // Not fsynced by itself (Sync::later): a claim becomes durable with the next write that
+  // is, since the WAL is one file written in order. Power lost before that forgets the
+  // start — the job is queued again, as if it had not started — never a stored job.
   std::optional<Job> claim_next(std::int64_t now_us) override {
-    return write([&](Db& db) -> std::optional<Job> {
+    return write(Sync::later, [&](Db& db) -> std::optional<Job> {
       Use u(db.cached(s_claim, kClaim));
       u.bind(1, now_us);
       if (!u.step()) return std::nullopt;
@@ -521,7 +539,6 @@ class SqliteStore final : public Store {
 
   RemoveOutcome remove(const std::string& id) override {
     return write([&](Db& db) {
-      Transaction txn(db, /*immediate=*/true);
       std::optional<std::string> key;
       std::string owner;
       {
@@ -536,7 +553,6 @@ class SqliteStore final : public Store {
       }
       Use(db.cached(s_delete_job, "DELETE FROM jobs WHERE id = ?1")).bind(1, id).run();
       if (key) delete_key_of_job(db, owner, *key, id);
-      txn.commit();
       return RemoveOutcome::removed;
     });
   }
@@ -592,7 +608,6 @@ class SqliteStore final : public Store {
   RequeueCounts requeue_running(int max_attempts) override {
     return write([&](Db& db) {
       RequeueCounts counts;
-      Transaction txn(db, /*immediate=*/true);
       if (max_attempts > 0) {
         Use(db.cached(s_requeue_fail, kRequeueFail))
             .bind(1, util::now_us())
@@ -605,7 +620,6 @@ class SqliteStore final : public Store {
                     "WHERE status = 'running'"))
           .run();
       counts.requeued = static_cast<int>(db.changes());
-      txn.commit();
       return counts;
     });
   }
@@ -613,7 +627,6 @@ class SqliteStore final : public Store {
   int delete_finished_before(std::int64_t completed_before_us, int limit) override {
     if (limit <= 0) return 0;
     return write([&](Db& db) {
-      Transaction txn(db, /*immediate=*/true);
       struct Key {
         std::string owner, key, job_id;
       };
@@ -628,7 +641,6 @@ class SqliteStore final : public Store {
         }
       }
       for (const auto& k : keys) delete_key_of_job(db, k.owner, k.key, k.job_id);
-      txn.commit();
       return deleted;
     });
   }
@@ -724,27 +736,76 @@ class SqliteStore final : public Store {
     txn.commit();
   }
 
-  // Runs the write `f(Db&)` on the writer connection and keeps write_fault(): a storage
-  // fault is recorded (and rethrown); a write that changed a row clears it. (One that
-  // changed nothing, e.g. a claim with nothing queued, may not have touched the disk,
-  // so it proves nothing.)
+  // Runs the write `f(Db&)` on the writer connection, in a batch with the writes of
+  // other threads (group commit), and returns when its batch has committed.
   template <class F>
   std::invoke_result_t<F&, Db&> write(F&& f) {
+    return write(Sync::now, std::forward<F>(f));
+  }
+  template <class F>
+  std::invoke_result_t<F&, Db&> write(Sync sync, F&& f) {
+    using R = std::invoke_result_t<F&, Db&>;
+    if constexpr (std::is_void_v<R>) {
+      WriteOp op{[&](Db& db) { f(db); }, sync};
+      run_write(op);
+    } else {
+      std::optional<R> result;
+      WriteOp op{[&](Db& db) { result.emplace(f(db)); }, sync};
+      run_write(op);
+      return std::move(*result);
+    }
+  }
+
+  void run_write(WriteOp& op) {
+    batches_.run(op, [this](std::vector<WriteOp*>& batch) { commit_batch(batch); });
+    if (op.error) std::rethrow_exception(op.error);
+  }
+
+  // Runs a batch of writes in one transaction: one fsync for all (none if no write in it
+  // needs one). With several writes, each runs under a savepoint, so one that fails for
+  // its own reasons (a constraint, a bug) is undone alone and only its caller gets the
+  // error. A storage fault (disk full, read-only, I/O error) or a failed COMMIT undoes
+  // the whole batch and every caller gets it: nothing of the batch is stored.
+  // write_fault() is kept here: a fault is recorded; a batch that changed a row clears
+  // it. (One that changed nothing, e.g. a claim with nothing queued, may not have
+  // touched the disk, so it proves nothing.)
+  void commit_batch(std::vector<WriteOp*>& batch) {
     std::lock_guard lock(writer_->mu);
     Db& db = writer_->db;
+    const bool several = batch.size() > 1;
+    const bool sync = std::any_of(batch.begin(), batch.end(),
+                                  [](const WriteOp* op) { return op->sync == Sync::now; });
     const std::int64_t before = sqlite3_total_changes64(db.get());
     try {
-      if constexpr (std::is_void_v<std::invoke_result_t<F&, Db&>>) {
-        f(db);
-        if (sqlite3_total_changes64(db.get()) != before) clear_fault();
-      } else {
-        auto result = f(db);
-        if (sqlite3_total_changes64(db.get()) != before) clear_fault();
-        return result;
+      if (sync != writer_syncs_) {
+        Use(sync ? db.cached(s_sync_full, "PRAGMA synchronous = FULL")
+                 : db.cached(s_sync_normal, "PRAGMA synchronous = NORMAL"))
+            .run();
+        writer_syncs_ = sync;
       }
+      Transaction txn(db, /*immediate=*/true);
+      for (WriteOp* op : batch) {
+        if (several) Use(db.cached(s_savepoint, "SAVEPOINT w")).run();
+        try {
+          op->fn(db);
+        } catch (const StoreUnavailable&) {
+          throw;
+        } catch (...) {
+          op->error = std::current_exception();
+          // Alone, or SQLite rolled the whole transaction back: nothing to keep.
+          if (!several || !db.in_transaction()) throw;
+          Use(db.cached(s_rollback_to, "ROLLBACK TO w")).run();
+        }
+        if (several) Use(db.cached(s_release, "RELEASE w")).run();
+      }
+      txn.commit();
+      if (sqlite3_total_changes64(db.get()) != before) clear_fault();
     } catch (const StoreUnavailable& e) {
       note_fault(e);
-      throw;
+      for (WriteOp* op : batch) op->error = std::current_exception();
+    } catch (...) {
+      for (WriteOp* op : batch)
+        if (!op->error) op->error = std::current_exception();
     }
   }
 
@@ -879,6 +940,8 @@ class SqliteStore final : public Store {
   // Declared first, destroyed last: the writer closes after the readers, so it is the
   // one that checkpoints the WAL on close.
   std::unique_ptr<Conn> writer_;
+  bool writer_syncs_ = true;  // PRAGMA synchronous of the writer: FULL, or NORMAL
+  GroupCommit<WriteOp> batches_;
   std::vector<std::unique_ptr<Conn>> readers_;
   std::atomic<std::size_t> next_reader_{0};
   mutable std::mutex fault_mu_;

@@ -766,6 +766,45 @@ TEST_P(StoreTest, ConcurrentReadsDuringWrites) {
   EXPECT_EQ(store->list({}).total, 1001);
 }
 
+// Writes from many threads share transactions (group commit): every write lands exactly
+// once, and one that fails (a taken id) is undone alone — the writes batched with it
+// are stored and their callers see success.
+TEST_P(StoreTest, ConcurrentWritesWithFailuresMixedIn) {
+  insert_one(make_job("taken"));
+  constexpr int kThreads = 8;
+  constexpr int kRounds = 60;
+  std::atomic<int> refused{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kRounds; ++i) {
+        const std::string id = "g" + std::to_string(t) + "-" + std::to_string(i);
+        if (i % 3 == 2) {
+          // Fails inside the transaction (UNIQUE id), after a valid row of its own.
+          EXPECT_THROW(store->insert({make_job(id), make_job("taken")}), std::runtime_error);
+          ++refused;
+          continue;
+        }
+        auto r = store->insert({make_job(id)});
+        ASSERT_EQ(r.size(), 1u);
+        EXPECT_EQ(r[0].outcome, InsertResult::Outcome::inserted);
+        auto claimed = store->claim_next(1);
+        ASSERT_TRUE(claimed);
+        EXPECT_TRUE(store->finish(finished(*claimed, JobStatus::succeeded)));
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  const int ok = kThreads * kRounds - refused.load();
+  auto counts = store->count_by_status(std::nullopt);
+  EXPECT_EQ(counts[static_cast<int>(JobStatus::succeeded)], ok);
+  EXPECT_EQ(counts[static_cast<int>(JobStatus::queued)], 1);  // "taken"; the rest finished
+  EXPECT_EQ(store->list({}).total, ok + 1);
+  // The failed batches stored nothing, not even their valid first job.
+  for (int t = 0; t < kThreads; ++t)
+    EXPECT_FALSE(store->get("g" + std::to_string(t) + "-2"));
+}
+
 // ---- file-only behaviour -----------------------------------------------------------
 
 TEST(SqliteStoreFile, SurvivesCloseAndReopen) {

@@ -57,7 +57,8 @@ struct WebhookDelivery {
 };
 
 // The durable home of every job. Every method is thread-safe and synchronous; each
-// write is one transaction that is committed (durable) when the call returns.
+// write is atomic and committed (durable) when the call returns — except a claim, which
+// may only become durable with the next write (see claim_next).
 // Claiming work is a store operation so that several nodes can share one database.
 //
 // Storage faults: a method that cannot write (or read) because the disk is full, the
@@ -90,7 +91,9 @@ class Store {
   virtual std::optional<Job> get_status(const std::string& id) = 0;
 
   // Atomically takes the best queued job (highest priority, then lowest seq), marks it
-  // running with started_at_us = now_us and attempts + 1, and returns it whole.
+  // running with started_at_us = now_us and attempts + 1, and returns it whole. The claim
+  // need not be on disk yet: a power loss may forget it (the job is queued again, its
+  // attempts as before), never a job or an ending.
   virtual std::optional<Job> claim_next(std::int64_t now_us) = 0;
 
   // Writes a terminal state (status, result, error, progress, completed_at, events_json,
