@@ -4,22 +4,12 @@
 #include "runq/util/time.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
+#include <optional>
+#include <string>
 
 namespace runq::api {
-
-namespace {
-
-Json opt_string(const std::optional<std::string>& s) { return s ? Json(*s) : Json(nullptr); }
-
-// An empty object with room for n members (ordered_json's object is a vector).
-Json object_with_room(std::size_t n) {
-  Json j = Json::object();
-  j.get_ref<Json::object_t&>().reserve(n);
-  return j;
-}
-
-}  // namespace
 
 Json timestamp_or_null(const std::optional<std::int64_t>& us) {
   return us ? Json(util::rfc3339(*us)) : Json(nullptr);
@@ -31,39 +21,119 @@ double duration_seconds(const jobs::Job& job) {
          1e6;
 }
 
-Json status_json(const jobs::Job& job, const RetryAfter& retry) {
-  Json progress = object_with_room(4);
-  double pct = job.status == jobs::JobStatus::succeeded ? 100.0 : job.progress.percentage;
-  progress["percentage"] = std::isfinite(pct) ? std::clamp(pct, 0.0, 100.0) : 0.0;
-  progress["current_step"] = opt_string(job.progress.current_step);
-  progress["steps_completed"] = job.progress.steps_completed;
-  progress["steps_total"] =
-      job.progress.steps_total ? Json(*job.progress.steps_total) : Json(nullptr);
+// The status object is the hottest answer (every poll), so it is written straight into
+// the string instead of through a JSON tree. Output is byte for byte what dump() would
+// write for the same document; json_render_test holds it to that.
+namespace {
 
-  Json j = object_with_room(16);
-  j["job_id"] = job.id;
-  j["status"] = jobs::to_string(job.status);
-  j["progress"] = std::move(progress);
-  j["created_at"] = util::rfc3339(job.created_at_us);
-  j["started_at"] = timestamp_or_null(job.started_at_us);
-  j["completed_at"] = timestamp_or_null(job.completed_at_us);
-  j["agent_id"] = opt_string(job.agent_id);
-  j["run_id"] = opt_string(job.run_id);
-  j["session_id"] = opt_string(job.session_id);
-  j["error"] = opt_string(job.error);
-  switch (job.status) {
-    case jobs::JobStatus::queued: j["retry_after"] = retry.queued_s; break;
-    case jobs::JobStatus::running: j["retry_after"] = retry.running_s; break;
-    default: j["retry_after"] = nullptr; break;
+// A JSON string as dump() writes it: printable ASCII as is, anything else (escapes,
+// UTF-8, invalid UTF-8 replaced) by nlohmann's serializer.
+void append_string(std::string& out, std::string_view s) {
+  const bool plain = std::all_of(s.begin(), s.end(), [](char ch) {
+    const auto c = static_cast<unsigned char>(ch);
+    return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+  });
+  if (!plain) {
+    out += dump(Json(std::string(s)));
+    return;
   }
-  j["priority"] = job.priority;
-  j["metadata"] = job.metadata.is_object() ? Json(job.metadata) : Json::object();
-  j["attempts"] = job.attempts;
-  j["timeout"] = job.timeout_s;
-  j["expires_at"] = jobs::is_terminal(job.status) && job.completed_at_us && retry.retention_s > 0
-                        ? Json(util::rfc3339(*job.completed_at_us + retry.retention_s * 1'000'000))
-                        : Json(nullptr);
-  return j;
+  out += '"';
+  out += s;
+  out += '"';
+}
+
+void append_string_or_null(std::string& out, const std::optional<std::string>& s) {
+  if (s)
+    append_string(out, *s);
+  else
+    out += "null";
+}
+
+void append_int(std::string& out, std::int64_t v) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, end);
+}
+
+void append_int_or_null(std::string& out, const std::optional<int>& v) {
+  if (v)
+    append_int(out, *v);
+  else
+    out += "null";
+}
+
+void append_time_or_null(std::string& out, const std::optional<std::int64_t>& us) {
+  if (!us) {
+    out += "null";
+    return;
+  }
+  out += '"';
+  util::append_rfc3339(out, *us);
+  out += '"';
+}
+
+}  // namespace
+
+std::string status_text(const jobs::Job& job, const RetryAfter& retry) {
+  std::string out;
+  out.reserve(512);
+  out += "{\"job_id\":";
+  append_string(out, job.id);
+  out += ",\"status\":\"";
+  out += jobs::to_string(job.status);
+  out += "\",\"progress\":{\"percentage\":";
+  double pct = job.status == jobs::JobStatus::succeeded ? 100.0 : job.progress.percentage;
+  pct = std::isfinite(pct) ? std::clamp(pct, 0.0, 100.0) : 0.0;
+  if (pct == 100.0)
+    out += "100.0";
+  else if (pct == 0.0)
+    out += "0.0";
+  else
+    out += dump(Json(pct));
+  out += ",\"current_step\":";
+  append_string_or_null(out, job.progress.current_step);
+  out += ",\"steps_completed\":";
+  append_int(out, job.progress.steps_completed);
+  out += ",\"steps_total\":";
+  append_int_or_null(out, job.progress.steps_total);
+  out += "},\"created_at\":";
+  append_time_or_null(out, job.created_at_us);
+  out += ",\"started_at\":";
+  append_time_or_null(out, job.started_at_us);
+  out += ",\"completed_at\":";
+  append_time_or_null(out, job.completed_at_us);
+  out += ",\"agent_id\":";
+  append_string_or_null(out, job.agent_id);
+  out += ",\"run_id\":";
+  append_string_or_null(out, job.run_id);
+  out += ",\"session_id\":";
+  append_string_or_null(out, job.session_id);
+  out += ",\"error\":";
+  append_string_or_null(out, job.error);
+  out += ",\"retry_after\":";
+  switch (job.status) {
+    case jobs::JobStatus::queued: append_int(out, retry.queued_s); break;
+    case jobs::JobStatus::running: append_int(out, retry.running_s); break;
+    default: out += "null"; break;
+  }
+  out += ",\"priority\":";
+  append_int(out, job.priority);
+  out += ",\"metadata\":";
+  if (job.metadata.is_object() && !job.metadata.empty())
+    out += dump(Json(job.metadata));
+  else
+    out += "{}";
+  out += ",\"attempts\":";
+  append_int(out, job.attempts);
+  out += ",\"timeout\":";
+  append_int(out, job.timeout_s);
+  out += ",\"expires_at\":";
+  if (jobs::is_terminal(job.status) && job.completed_at_us && retry.retention_s > 0)
+    append_time_or_null(out, *job.completed_at_us + retry.retention_s * 1'000'000);
+  else
+    out += "null";
+  out += '}';
+  return out;
 }
 
 Json result_json(const jobs::Job& job) {

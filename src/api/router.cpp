@@ -376,14 +376,14 @@ Response Router::list(const http::Request& request, const Caller& caller) {
   if (auto bad = parse_list_query(request.query, q)) return std::move(*bad);
   store::ListPage page = service_.list(q);
   const RetryAfter retry = retry_after(service_.options());
-  Json jobs_arr = Json::array();
-  for (const auto& job : page.jobs) jobs_arr.push_back(status_json(job, retry));
-  Json body = Json::object();
-  body["jobs"] = std::move(jobs_arr);
-  body["total"] = page.total;
-  body["page"] = q.page;
-  body["page_size"] = q.page_size;
-  return json_response(200, body);
+  std::string body = "{\"jobs\":[";
+  for (std::size_t i = 0; i < page.jobs.size(); ++i) {
+    if (i > 0) body += ',';
+    body += status_text(page.jobs[i], retry);
+  }
+  body += "],\"total\":" + std::to_string(page.total) + ",\"page\":" + std::to_string(q.page) +
+          ",\"page_size\":" + std::to_string(q.page_size) + "}";
+  return json_response(200, std::move(body));
 }
 
 std::optional<Response> Router::answer_or_wait(const http::Request& request,
@@ -433,13 +433,16 @@ std::optional<Response> Router::answer_or_wait(const http::Request& request,
 
 Response Router::status_answer(const std::string& id, const Caller& caller,
                                const jobs::Job* known) {
-  std::optional<jobs::Job> looked_up;
-  if (!known) {
-    looked_up = service_.status(id);
-    if (!looked_up || (caller && looked_up->owner != *caller)) return not_found_job(id);
-    known = &*looked_up;
-  }
-  return json_response(200, status_json(*known, retry_after(service_.options())));
+  const RetryAfter retry = retry_after(service_.options());
+  if (known) return json_response(200, status_text(*known, retry));
+  const std::uint64_t generation = service_.removals();  // before the store is read
+  if (auto body = status_cache_.find(id, caller, generation))
+    return json_response(200, std::move(*body));
+  auto job = service_.status(id);
+  if (!job || (caller && job->owner != *caller)) return not_found_job(id);
+  std::string body = status_text(*job, retry);
+  if (jobs::is_terminal(job->status)) status_cache_.put(id, job->owner, body, generation);
+  return json_response(200, std::move(body));
 }
 
 Response Router::result_answer(const std::string& id, const Caller& caller,
@@ -499,7 +502,7 @@ Response Router::cancel(const std::string& id, const Caller& caller) {
   jobs::CancelOutcome out = service_.cancel(id);
   switch (out.kind) {
     case jobs::CancelOutcome::Kind::cancelled:
-      return json_response(200, status_json(out.job, retry_after(service_.options())));
+      return json_response(200, status_text(out.job, retry_after(service_.options())));
     case jobs::CancelOutcome::Kind::not_cancellable:
       return error_response(
           400, "Cannot cancel job with status: " + std::string(jobs::to_string(out.job.status)));

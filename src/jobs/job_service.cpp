@@ -72,6 +72,8 @@ struct JobService::State {
   LiveJobs live;
   Scheduler scheduler;
 
+  std::atomic<std::uint64_t> removals{0};  // see removals()
+
   // Retention sweep.
   std::mutex sweep_mu;
   std::condition_variable sweep_cv;
@@ -329,8 +331,12 @@ CancelOutcome JobService::cancel(const std::string& id) {
 }
 
 store::RemoveOutcome JobService::remove(const std::string& id) {
-  return store_.remove(id);  // the store refuses a job that is not terminal there
+  auto out = store_.remove(id);  // the store refuses a job that is not terminal there
+  if (out == store::RemoveOutcome::removed) state_->removals.fetch_add(1);
+  return out;
 }
+
+std::uint64_t JobService::removals() const { return state_->removals.load(); }
 
 store::ListPage JobService::list(const store::ListQuery& q) {
   auto page = store_.list(q);
@@ -372,6 +378,7 @@ std::int64_t JobService::sweep_expired() {
   std::int64_t total = 0;
   for (;;) {
     int n = store_.delete_finished_before(cutoff, batch);
+    if (n > 0) state_->removals.fetch_add(1);
     total += n;
     if (n < batch) break;
     // More to do: let submits and claims have the write lock for a moment.

@@ -1,10 +1,13 @@
-// api::status_json / result_json / accepted_json / health / stats / errors: exact field
+// api::status_text / result_json / accepted_json / health / stats / errors: exact field
 // sets, timestamps with Z, floats with a decimal point, retry_after per state.
 #include "runq/api/json_render.hpp"
 #include "runq/api/sse_stream.hpp"
+#include "runq/util/time.hpp"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <regex>
 #include <set>
 
@@ -38,12 +41,55 @@ std::set<std::string> keys(const Json& j) {
   return out;
 }
 
+// The status object as a tree, from the text the server sends.
+Json status_json(const jobs::Job& job, const api::RetryAfter& retry) {
+  return Json::parse(api::status_text(job, retry));
+}
+
+// What status_text must equal byte for byte: the document built as a JSON tree and
+// dumped (how the server rendered it before status_text).
+std::string reference_status(const jobs::Job& job, const api::RetryAfter& retry) {
+  auto opt = [](const std::optional<std::string>& s) { return s ? Json(*s) : Json(nullptr); };
+  auto ts = [](const std::optional<std::int64_t>& us) {
+    return us ? Json(util::rfc3339(*us)) : Json(nullptr);
+  };
+  Json progress = Json::object();
+  double pct = job.status == JobStatus::succeeded ? 100.0 : job.progress.percentage;
+  // (+ 0.0: a negative zero shows as 0.0, not -0.0 as the tree once wrote it)
+  progress["percentage"] = (std::isfinite(pct) ? std::clamp(pct, 0.0, 100.0) : 0.0) + 0.0;
+  progress["current_step"] = opt(job.progress.current_step);
+  progress["steps_completed"] = job.progress.steps_completed;
+  progress["steps_total"] = job.progress.steps_total ? Json(*job.progress.steps_total) : Json(nullptr);
+  Json j = Json::object();
+  j["job_id"] = job.id;
+  j["status"] = jobs::to_string(job.status);
+  j["progress"] = std::move(progress);
+  j["created_at"] = util::rfc3339(job.created_at_us);
+  j["started_at"] = ts(job.started_at_us);
+  j["completed_at"] = ts(job.completed_at_us);
+  j["agent_id"] = opt(job.agent_id);
+  j["run_id"] = opt(job.run_id);
+  j["session_id"] = opt(job.session_id);
+  j["error"] = opt(job.error);
+  j["retry_after"] = job.status == JobStatus::queued    ? Json(retry.queued_s)
+                     : job.status == JobStatus::running ? Json(retry.running_s)
+                                                        : Json(nullptr);
+  j["priority"] = job.priority;
+  j["metadata"] = job.metadata.is_object() ? Json(job.metadata) : Json::object();
+  j["attempts"] = job.attempts;
+  j["timeout"] = job.timeout_s;
+  j["expires_at"] = jobs::is_terminal(job.status) && job.completed_at_us && retry.retention_s > 0
+                        ? Json(util::rfc3339(*job.completed_at_us + retry.retention_s * 1'000'000))
+                        : Json(nullptr);
+  return api::dump(j);
+}
+
 const std::regex kTs(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z)");
 
 }  // namespace
 
 TEST(JsonRender, StatusObjectFieldsInOrder) {
-  Json j = api::status_json(sample(JobStatus::queued), {2, 5});
+  Json j = status_json(sample(JobStatus::queued), {2, 5});
   std::vector<std::string> order;
   for (auto it = j.begin(); it != j.end(); ++it) order.push_back(it.key());
   EXPECT_EQ(order, (std::vector<std::string>{
@@ -58,7 +104,7 @@ TEST(JsonRender, StatusObjectFieldsInOrder) {
 }
 
 TEST(JsonRender, QueuedExactText) {
-  EXPECT_EQ(api::dump(api::status_json(sample(JobStatus::queued), {2, 5})),
+  EXPECT_EQ(api::status_text(sample(JobStatus::queued), {2, 5}),
             R"({"job_id":"run_3f9c2a7b1d4e","status":"queued",)"
             R"("progress":{"percentage":0.0,"current_step":null,"steps_completed":0,"steps_total":null},)"
             R"("created_at":"2026-11-28T20:10:58.786415Z","started_at":null,"completed_at":null,)"
@@ -70,26 +116,26 @@ TEST(JsonRender, QueuedExactText) {
 // retention is 0 (kept forever).
 TEST(JsonRender, ExpiresAtFromRetention) {
   api::RetryAfter keep_a_day{2, 5, 86400};
-  EXPECT_TRUE(api::status_json(sample(JobStatus::queued), keep_a_day)["expires_at"].is_null());
-  EXPECT_TRUE(api::status_json(sample(JobStatus::running), keep_a_day)["expires_at"].is_null());
+  EXPECT_TRUE(status_json(sample(JobStatus::queued), keep_a_day)["expires_at"].is_null());
+  EXPECT_TRUE(status_json(sample(JobStatus::running), keep_a_day)["expires_at"].is_null());
   for (auto st : {JobStatus::succeeded, JobStatus::failed, JobStatus::cancelled}) {
     // completed 2026-11-28T20:11:45.016415Z; a day later:
-    EXPECT_EQ(api::status_json(sample(st), keep_a_day)["expires_at"],
+    EXPECT_EQ(status_json(sample(st), keep_a_day)["expires_at"],
               "2026-11-29T20:11:45.016415Z");
-    EXPECT_TRUE(api::status_json(sample(st), {2, 5, 0})["expires_at"].is_null());
+    EXPECT_TRUE(status_json(sample(st), {2, 5, 0})["expires_at"].is_null());
   }
 }
 
 TEST(JsonRender, RetryAfterPerState) {
   api::RetryAfter r{3, 7};
-  EXPECT_EQ(api::status_json(sample(JobStatus::queued), r)["retry_after"], 3);
-  EXPECT_EQ(api::status_json(sample(JobStatus::running), r)["retry_after"], 7);
+  EXPECT_EQ(status_json(sample(JobStatus::queued), r)["retry_after"], 3);
+  EXPECT_EQ(status_json(sample(JobStatus::running), r)["retry_after"], 7);
   for (auto st : {JobStatus::succeeded, JobStatus::failed, JobStatus::cancelled})
-    EXPECT_TRUE(api::status_json(sample(st), r)["retry_after"].is_null());
+    EXPECT_TRUE(status_json(sample(st), r)["retry_after"].is_null());
 }
 
 TEST(JsonRender, TimestampsHaveZAndMicroseconds) {
-  Json j = api::status_json(sample(JobStatus::succeeded), {});
+  Json j = status_json(sample(JobStatus::succeeded), {});
   for (const char* k : {"created_at", "started_at", "completed_at"}) {
     ASSERT_TRUE(j[k].is_string()) << k;
     EXPECT_TRUE(std::regex_match(j[k].get<std::string>(), kTs)) << j[k];
@@ -101,20 +147,20 @@ TEST(JsonRender, TimestampsHaveZAndMicroseconds) {
 TEST(JsonRender, PercentageIsAlwaysAFloatAnd100WhenSucceeded) {
   jobs::Job j = sample(JobStatus::succeeded);
   j.progress.percentage = 40.0;
-  std::string text = api::dump(api::status_json(j, {}));
+  std::string text = api::dump(status_json(j, {}));
   EXPECT_NE(text.find(R"("percentage":100.0,)"), std::string::npos) << text;
 
   j.status = JobStatus::failed;
-  text = api::dump(api::status_json(j, {}));
+  text = api::dump(status_json(j, {}));
   EXPECT_NE(text.find(R"("percentage":40.0,)"), std::string::npos) << text;
 
   j.status = JobStatus::running;
   j.progress = {30.0, "Running agent", 1, 4};
-  Json s = api::status_json(j, {});
+  Json s = status_json(j, {});
   EXPECT_EQ(api::dump(s["progress"]),
             R"({"percentage":30.0,"current_step":"Running agent","steps_completed":1,"steps_total":4})");
   j.progress.percentage = 33.25;
-  EXPECT_EQ(api::dump(api::status_json(j, {})["progress"]["percentage"]), "33.25");
+  EXPECT_EQ(api::dump(status_json(j, {})["progress"]["percentage"]), "33.25");
 }
 
 TEST(JsonRender, ExtensionsAndOptionalFields) {
@@ -126,7 +172,7 @@ TEST(JsonRender, ExtensionsAndOptionalFields) {
   j.metadata = {{"team", "qa"}};
   j.attempts = 3;
   j.timeout_s = 30;
-  Json s = api::status_json(j, {});
+  Json s = status_json(j, {});
   EXPECT_EQ(s["error"], "boom");
   EXPECT_EQ(s["session_id"], "s-1");
   EXPECT_EQ(s["run_id"], "r-9");
@@ -135,6 +181,46 @@ TEST(JsonRender, ExtensionsAndOptionalFields) {
   EXPECT_EQ(api::dump(s["metadata"]), R"({"team":"qa"})");
   EXPECT_EQ(s["attempts"], 3);
   EXPECT_EQ(s["timeout"], 30);
+}
+
+// status_text writes the text directly; it must be exactly the dumped tree, whatever
+// the strings hold (escapes, UTF-8, invalid UTF-8, control bytes) and the numbers are.
+TEST(JsonRender, StatusTextIsExactlyTheDumpedTree) {
+  const std::vector<std::optional<std::string>> strings = {
+      std::nullopt, "", "plain", "quote\"back\\slash", "tab\tnew\nline\x01\x1f\x7f",
+      "caf\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x98\x80", "bad \xff\xfe utf8 \xc3", std::string("nul\0in", 6)};
+  const std::vector<double> percentages = {0.0, -0.0, 100.0, 12.5, 33.333333333333336, 1e-7,
+                                           99.99999, -5.0, 250.0, std::nan(""), 1e300};
+  int n = 0;
+  for (auto st : {JobStatus::queued, JobStatus::running, JobStatus::succeeded,
+                  JobStatus::failed, JobStatus::cancelled}) {
+    for (std::size_t i = 0; i < strings.size(); ++i) {
+      jobs::Job j = sample(st);
+      j.error = strings[i];
+      j.session_id = strings[(i + 1) % strings.size()];
+      j.run_id = strings[(i + 2) % strings.size()];
+      j.agent_id = strings[(i + 3) % strings.size()];
+      j.progress.current_step = strings[(i + 4) % strings.size()];
+      j.id = strings[(i + 5) % strings.size()].value_or("run_x");
+      j.progress.percentage = percentages[i % percentages.size()];
+      j.progress.steps_total = i % 2 ? std::optional<int>(static_cast<int>(i)) : std::nullopt;
+      j.progress.steps_completed = static_cast<int>(i) - 3;
+      j.priority = static_cast<int>(i) * 1000 - 4000;
+      j.attempts = static_cast<int>(i);
+      j.timeout_s = 86400 * static_cast<int>(i + 1);
+      if (i % 3 == 1) j.metadata = {{"k", *strings[2]}, {"a\"b", "\n"}, {"z", "caf\xc3\xa9"}};
+      if (i % 3 == 2) j.metadata = nullptr;
+      for (const api::RetryAfter& r : {api::RetryAfter{2, 5, 0}, api::RetryAfter{1, 9, 604800}}) {
+        EXPECT_EQ(api::status_text(j, r), reference_status(j, r)) << "case " << n;
+        ++n;
+      }
+    }
+  }
+  for (double p : percentages) {
+    jobs::Job j = sample(JobStatus::running);
+    j.progress.percentage = p;
+    EXPECT_EQ(api::status_text(j, {}), reference_status(j, {})) << p;
+  }
 }
 
 TEST(JsonRender, ResultObject) {

@@ -34,12 +34,13 @@ struct Answer {
 class RouterTest : public ::testing::Test {
  protected:
   void start(int workers = 2, api::ApiOptions api_opts = {}, int default_timeout = 3600,
-             int max_timeout = 86400) {
+             int max_timeout = 86400, std::int64_t retention_s = 7 * 24 * 3600) {
     store_ = store::open_sqlite_store(":memory:");
     jobs::ServiceOptions opts;
     opts.max_concurrent = workers;
     opts.default_timeout_s = default_timeout;
     opts.max_timeout_s = max_timeout;
+    opts.retention_s = retention_s;
     service_ = std::make_unique<jobs::JobService>(*store_, agent_, opts);
     service_->start();
     router_ = std::make_unique<api::Router>(*service_, std::move(api_opts));
@@ -249,6 +250,37 @@ TEST_F(RouterTest, StatusOfSucceededJob) {
   EXPECT_TRUE(st["retry_after"].is_null());
   Answer raw = get("/api/v1/runs/" + id);
   EXPECT_NE(raw.r.body.find(R"("percentage":100.0)"), std::string::npos) << raw.r.body;
+}
+
+// Polls of a finished job are answered from memory (the status cache), but never after
+// the job is gone: DELETE and the retention sweep end them.
+TEST_F(RouterTest, FinishedStatusNeverOutlivesDelete) {
+  const std::string id = submit_prompt("cached")["job_id"];
+  json done = wait_status(id, "succeeded");
+  const std::string first = get("/api/v1/runs/" + id).r.body;
+  EXPECT_EQ(json::parse(first), done);
+  EXPECT_EQ(get("/api/v1/runs/" + id).r.body, first);  // the same bytes again
+  EXPECT_EQ(call("DELETE", "/api/v1/runs/" + id).r.status, 204);
+  Answer gone = get("/api/v1/runs/" + id);
+  EXPECT_EQ(gone.r.status, 404);
+  EXPECT_EQ(gone.body(), detail("Job not found: " + id));
+}
+
+TEST_F(RouterTest, FinishedStatusNeverOutlivesRetention) {
+  service_->stop();
+  start(2, {}, 3600, 86400, /*retention_s=*/1);  // the sweep looks every 100 ms
+  const std::string id = submit_prompt("short-lived")["job_id"];
+  json done = wait_status(id, "succeeded");
+  EXPECT_FALSE(done["expires_at"].is_null());
+  ASSERT_EQ(get("/api/v1/runs/" + id).r.status, 200);  // polled: now cached
+  const auto deadline = std::chrono::steady_clock::now() + 15s;
+  int status = 200;
+  while (status == 200 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(50ms);
+    status = get("/api/v1/runs/" + id).r.status;
+  }
+  EXPECT_EQ(status, 404) << "still answered after retention deleted it";
+  EXPECT_EQ(get("/api/v1/runs/" + id + "/result").r.status, 404);
 }
 
 TEST_F(RouterTest, Status404) {
@@ -675,6 +707,21 @@ TEST_F(RouterAuthTest, KeysSeeOnlyTheirOwnJobs) {
   // B's attempts changed nothing: A's job ran and is still there.
   EXPECT_EQ(call_as(kKeyA, "GET", "/api/v1/runs/" + id + "/result?wait=10").r.status, 200);
   EXPECT_EQ(call_as(kKeyA, "DELETE", "/api/v1/runs/" + id).r.status, 204);
+}
+
+// A finished job polled by its owner (and so cached) is still a 404 for another key.
+TEST_F(RouterAuthTest, CachedStatusStaysWithItsOwner) {
+  Answer sa = call_as(kKeyA, "POST", "/api/v1/runs", R"({"prompt":"mine"})");
+  ASSERT_EQ(sa.r.status, 202);
+  const std::string id = sa.body()["job_id"];
+  ASSERT_EQ(call_as(kKeyA, "GET", "/api/v1/runs/" + id + "?wait=10").body()["status"],
+            "succeeded");
+  for (int i = 0; i < 2; ++i)
+    EXPECT_EQ(call_as(kKeyA, "GET", "/api/v1/runs/" + id).r.status, 200);
+  Answer b = call_as(kKeyB, "GET", "/api/v1/runs/" + id);
+  EXPECT_EQ(b.r.status, 404);
+  EXPECT_EQ(b.body(), detail("Job not found: " + id));
+  EXPECT_EQ(call("GET", "/api/v1/runs/" + id).r.status, 401);
 }
 
 TEST_F(RouterAuthTest, IdempotencyKeysArePerApiKey) {

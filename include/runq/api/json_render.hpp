@@ -22,8 +22,8 @@ struct RetryAfter {
 
 // The status object ("Job record" of API.md plus the extensions priority, metadata,
 // attempts, timeout, expires_at). retry_after is null once terminal; expires_at
-// (completed_at + retention) is null until then, and when retention is 0.
-Json status_json(const jobs::Job& job, const RetryAfter& retry);
+// (completed_at + retention) is null until then, and when retention is 0. As JSON text.
+std::string status_text(const jobs::Job& job, const RetryAfter& retry);
 
 // The 200 answer of GET /result for a succeeded job.
 Json result_json(const jobs::Job& job);

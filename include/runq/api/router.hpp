@@ -1,6 +1,7 @@
 #pragma once
 #include "runq/api/auth.hpp"
 #include "runq/api/cors.hpp"
+#include "runq/api/status_cache.hpp"
 #include "runq/http/message.hpp"
 #include "runq/jobs/job_service.hpp"
 #include "runq/metrics/runq_metrics.hpp"
@@ -93,6 +94,9 @@ class Router {
   jobs::JobService& service_;
   ApiOptions options_;
   Cors cors_;
+  // Status bodies of finished jobs that were polled (about 600 bytes each).
+  static constexpr std::size_t kStatusCacheEntries = 10'000;
+  StatusCache status_cache_{kStatusCacheEntries};
 };
 
 }  // namespace runq::api

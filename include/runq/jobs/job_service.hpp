@@ -108,6 +108,9 @@ class JobService {
 
   CancelOutcome cancel(const std::string& id);
   store::RemoveOutcome remove(const std::string& id);
+  // Goes up after every removal of jobs (DELETE, retention sweep), once they are gone:
+  // what was read before is stale from then on if it was a removed job.
+  std::uint64_t removals() const;
   store::ListPage list(const store::ListQuery& q);
   store::StatusCounts counts(const std::optional<std::string>& owner = std::nullopt);
   HealthStats health();
