@@ -133,7 +133,8 @@ int serve(const runq::config::ServeConfig& cfg) {
   runq::http::Handler handler = runq::api::observed(
       [&router](runq::http::Request&& req, runq::http::Reply reply) {
         router.handle(std::move(req), std::move(reply));
-      });
+      },
+      cfg.access_log == "on");
 
   runq::http::ServerOptions http_options;
   http_options.host = cfg.host;

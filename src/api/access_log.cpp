@@ -30,20 +30,21 @@ std::string new_request_id() {
   return fmt::format("{:08x}-{:x}", prefix, counter.fetch_add(1, std::memory_order_relaxed) + 1);
 }
 
-http::Handler observed(http::Handler inner) {
-  return [inner = std::move(inner)](http::Request&& request, http::Reply reply) {
+http::Handler observed(http::Handler inner, bool access_log) {
+  return [inner = std::move(inner), access_log](http::Request&& request, http::Reply reply) {
     const auto start = std::chrono::steady_clock::now();
     std::string id = sane_request_id(request.header("x-request-id")).value_or("");
     if (id.empty()) id = new_request_id();
     const metrics::Route route = route_of(request.path);
     auto done = [reply = std::move(reply), start, route, id, method = request.method,
-                 remote = request.remote](http::Response r) {
+                 remote = request.remote, access_log](http::Response r) {
       const double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       const int status = r.status;
       r.headers.push_back({"X-Request-ID", id});
       reply(std::move(r));  // answer first: the bookkeeping below need not delay it
       metrics::runq().http_request(route, method, status, seconds);
+      if (!access_log) return;
       util::log::event(spdlog::level::info, "request",
                        {{"method", method},
                         {"route", metrics::route_template(route)},

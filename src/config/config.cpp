@@ -132,6 +132,11 @@ std::optional<int> parse_serve(const std::vector<std::string>& args, ServeConfig
                  "text (one line per record) or json (one JSON object per line)")
       ->envname("RUNQ_LOG_FORMAT")
       ->check(CLI::IsMember({"text", "json"}));
+  app.add_option("--access-log", out.access_log,
+                 "on: one info line per HTTP request; off: none (job events and errors "
+                 "are still logged)")
+      ->envname("RUNQ_ACCESS_LOG")
+      ->check(CLI::IsMember({"on", "off"}));
   app.add_option("--public-url", out.public_url,
                  "Base URL clients reach this server at (for poll_url behind a proxy)")
       ->envname("RUNQ_PUBLIC_URL");

@@ -96,3 +96,27 @@ def test_format_from_environment_and_text_default(make_server, tmp_path):
     line = wait_until(lambda: next((l for l in text.log if "request_id=abc" in l), None),
                       what="the text access line")
     assert " info request method=GET route=/health status=200 duration_ms=" in line
+
+
+def test_access_log_off_keeps_job_events(make_server):
+    s = make_server("--log-format", "json", "--access-log", "off")
+    with s.client() as c:
+        job_id = submit(c, "quiet")["job_id"]
+        wait_status(c, job_id, "succeeded")
+        for _ in range(3):
+            assert c.get(f"{RUNS}/{job_id}").status_code == 200
+        assert c.get(f"{RUNS}/run_00000000000000000000").status_code == 404
+    wait_until(lambda: find(s, msg="job finished", job_id=job_id), what="the end's log line")
+    assert s.terminate() == 0
+    assert find(s, msg="job submitted", job_id=job_id)
+    assert find(s, msg="job started", job_id=job_id)
+    assert not find(s, msg="request")  # no access line for any of the requests
+
+
+def test_access_log_value_is_checked(tmp_path):
+    import subprocess
+    from conftest import RUNQ_BIN
+    p = subprocess.run([RUNQ_BIN, "serve", "--db", str(tmp_path / "x.db"), "--access-log", "maybe"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0
+    assert "--access-log" in p.stderr + p.stdout

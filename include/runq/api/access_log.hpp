@@ -14,7 +14,7 @@ std::optional<std::string> sane_request_id(const std::string* header);
 // A new request id: unique within this process, unlikely to repeat across processes.
 std::string new_request_id();
 
-// `inner` with the above around it.
-http::Handler observed(http::Handler inner);
+// `inner` with the above around it; without the access-log line if !access_log.
+http::Handler observed(http::Handler inner, bool access_log = true);
 
 }  // namespace runq::api
