@@ -82,7 +82,11 @@ int serve(const runq::config::ServeConfig& cfg) {
 
   std::unique_ptr<runq::store::Store> store;
   try {
-    store = runq::store::open_sqlite_store(cfg.db);
+    using runq::store::StartupCheck;
+    const StartupCheck check = cfg.check_db == "off"           ? StartupCheck::off
+                               : cfg.check_db == "after-crash" ? StartupCheck::after_crash
+                                                               : StartupCheck::full;
+    store = runq::store::open_sqlite_store(cfg.db, check);
   } catch (const runq::store::DamagedDatabase& e) {
     spdlog::critical("{}", e.what());
     std::cerr << "runq: " << e.what() << "\n";  // also when logging is turned off

@@ -125,6 +125,11 @@ std::optional<int> parse_serve(const std::vector<std::string>& args, ServeConfig
                  "Delivery attempts of one webhook before it is given up")
       ->envname("RUNQ_WEBHOOK_MAX_ATTEMPTS")
       ->check(CLI::Range(1, 100));
+  app.add_option("--check-db", out.check_db,
+                 "PRAGMA quick_check of the database file on start: full (always), "
+                 "after-crash (only if the last run did not stop cleanly), off")
+      ->envname("RUNQ_CHECK_DB")
+      ->check(CLI::IsMember({"full", "after-crash", "off"}));
   app.add_option("--log-level", out.log_level, "trace, debug, info, warn, error")
       ->envname("RUNQ_LOG_LEVEL")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));

@@ -22,6 +22,8 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
+#include <filesystem>
 #include <exception>
 #include <functional>
 #include <optional>
@@ -328,8 +330,10 @@ struct Conn {
 
 class SqliteStore final : public Store {
  public:
-  explicit SqliteStore(const std::string& path) {
+  SqliteStore(const std::string& path, StartupCheck check) {
     const bool memory = path.empty() || path == ":memory:";
+    // Looked at before opening: our own open may create the -wal file.
+    const bool unclean = !memory && left_a_wal(path);
     try {
       writer_ = std::make_unique<Conn>(
           path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX);
@@ -345,7 +349,17 @@ class SqliteStore final : public Store {
         if (mode != "wal") {
           spdlog::warn("sqlite store {}: journal_mode is '{}', not 'wal'", path, mode);
         }
-        quick_check(db, path);
+        if (check == StartupCheck::full || (check == StartupCheck::after_crash && unclean)) {
+          const auto t0 = std::chrono::steady_clock::now();
+          quick_check(db, path);
+          spdlog::info("sqlite store {}: quick_check ok in {:.2f} s", path,
+                       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+                           .count());
+        } else if (check == StartupCheck::after_crash && std::filesystem::file_size(path) > 0) {
+          spdlog::info("sqlite store {}: closed cleanly last time; quick_check skipped "
+                       "(--check-db after-crash)",
+                       path);
+        }
       }
       if (sqlite3_db_readonly(db.get(), "main") == 1) throw read_only_at_start(path);
       db.exec("PRAGMA synchronous = FULL");
@@ -378,6 +392,15 @@ class SqliteStore final : public Store {
   }
 
   std::string kind() const override { return "sqlite"; }
+
+  // The last connection to close a WAL database checkpoints it and removes its -wal
+  // file; one left behind with frames in it means a process died with the file open
+  // (or another process has it open now).
+  static bool left_a_wal(const std::string& path) {
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(path + "-wal", ec);
+    return !ec && size > 0;
+  }
 
   // The file, or the directory its -wal and -shm files go to, cannot be written (a
   // read-only file system, or no permission).
@@ -950,8 +973,8 @@ class SqliteStore final : public Store {
 
 }  // namespace
 
-std::unique_ptr<Store> open_sqlite_store(const std::string& path) {
-  return std::make_unique<SqliteStore>(path);
+std::unique_ptr<Store> open_sqlite_store(const std::string& path, StartupCheck check) {
+  return std::make_unique<SqliteStore>(path, check);
 }
 
 }  // namespace runq::store
