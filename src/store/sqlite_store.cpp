@@ -313,7 +313,8 @@ class Transaction {
 enum class Sync { now, later };
 
 // One write waiting for its group commit, and how it went.
-struct WriteOp {
+struct WriteOp : GroupCommitted {
+  WriteOp(std::function<void(Db&)> f, Sync s) : fn(std::move(f)), sync(s) {}
   std::function<void(Db&)> fn;
   Sync sync = Sync::now;
   std::exception_ptr error;  // set if it failed: nothing of it is stored

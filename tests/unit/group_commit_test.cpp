@@ -14,7 +14,8 @@
 using runq::store::GroupCommit;
 
 namespace {
-struct Op {
+struct Op : runq::store::GroupCommitted {
+  explicit Op(int v = 0) : value(v) {}
   int value = 0;
   bool ran = false;
   std::size_t batch_size = 0;
@@ -56,7 +57,7 @@ TEST(GroupCommit, CallersArrivingDuringABatchShareTheNextOne) {
   first_running.get_future().wait();
 
   constexpr int kWaiting = 5;
-  std::vector<Op> ops(kWaiting);
+  std::vector<Op> ops(kWaiting);  // (not moved: each holds a semaphore)
   std::atomic<int> returned{0};
   std::vector<std::thread> waiting;
   for (int i = 0; i < kWaiting; ++i) {
