@@ -4,7 +4,6 @@
 #include "runq/metrics/runq_metrics.hpp"
 #include "runq/util/log.hpp"
 
-#include <spdlog/fmt/fmt.h>
 
 #include <atomic>
 #include <chrono>
@@ -27,7 +26,17 @@ std::string new_request_id() {
   // A random per-process prefix and a counter: no CSPRNG call per request.
   static const std::uint32_t prefix = std::random_device{}();
   static std::atomic<std::uint64_t> counter{0};
-  return fmt::format("{:08x}-{:x}", prefix, counter.fetch_add(1, std::memory_order_relaxed) + 1);
+  const std::uint64_t n = counter.fetch_add(1, std::memory_order_relaxed) + 1;
+  char buf[8 + 1 + 16];
+  auto hex = [](std::uint64_t v, char* at, int digits) {
+    for (int i = digits - 1; i >= 0; --i, v >>= 4) at[i] = "0123456789abcdef"[v & 0xf];
+  };
+  hex(prefix, buf, 8);  // zero-padded, like {:08x}
+  buf[8] = '-';
+  int digits = 1;  // no padding, like {:x}
+  while (digits < 16 && (n >> (4 * digits)) != 0) ++digits;
+  hex(n, buf + 9, digits);
+  return std::string(buf, 9 + static_cast<std::size_t>(digits));
 }
 
 http::Handler observed(http::Handler inner, bool access_log) {

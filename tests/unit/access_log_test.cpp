@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <regex>
 #include <set>
 
 using runq::api::new_request_id;
@@ -35,6 +36,17 @@ TEST(AccessLog, MadeIdsAreUnique) {
     EXPECT_TRUE(sane_request_id(&id));
     EXPECT_TRUE(seen.insert(id).second) << id;
   }
+}
+
+// "<8 hex digits of a per-process prefix>-<counter in hex>", the counter counting up.
+TEST(AccessLog, MadeIdsArePrefixAndCounter) {
+  const std::regex shape("([0-9a-f]{8})-([1-9a-f][0-9a-f]*)");
+  std::smatch a, b;
+  const std::string first = new_request_id(), second = new_request_id();
+  ASSERT_TRUE(std::regex_match(first, a, shape)) << first;
+  ASSERT_TRUE(std::regex_match(second, b, shape)) << second;
+  EXPECT_EQ(a[1], b[1]);
+  EXPECT_EQ(std::stoull(b[2], nullptr, 16), std::stoull(a[2], nullptr, 16) + 1);
 }
 
 TEST(AccessLog, EchoesOrMakesTheIdAndCountsTheRoute) {
