@@ -8,12 +8,16 @@
 # Release in build-release/, starts everything on loopback with free ports, servers pinned
 # to core 0 and the load generator to core 1 (taskset), and measures:
 #   1. status GET throughput and p50/p99 (wrk -t1 -c50, keep-alive) of one finished job,
-#      runq (--io-threads 1) beside nginx (one worker) serving the same JSON as a file;
+#      runq (--io-threads 1 --access-log off) beside nginx (one worker, access_log off)
+#      serving the same JSON as a file, and runq again with its access log on;
 #   2. the same against a FastAPI app on uvicorn (one worker) answering it from a dict;
+#   (runq runs with --access-log off throughout, like nginx and uvicorn here, except in
+#   the one GET row and the callgrind count that show the access log's cost)
 #   3. submit throughput and p99 at 50 connections (each 202 durable: counted in the
 #      database after the server stops), and end-to-end jobs completed per second (echo);
 #   4. dispatch latency (started_at - created_at) on an idle server;
-#   5. scale: 10^6 jobs in the database: start-up time, status GET throughput, RSS; and the
+#   5. scale: 10^6 jobs in the database: start-up time (--check-db full, the default, and
+#      after-crash), status GET throughput, RSS; and the
 #      RSS cost of 10^4 idle keep-alive connections;
 #   6. cost: instructions per status GET under valgrind --tool=callgrind.
 # Prints a markdown table, writes bench/results/<UTC timestamp>.json (and latest.json) and
@@ -190,8 +194,13 @@ log "seed job $JOB"
 
 # ---- 1 and 2: status GET, runq vs nginx vs FastAPI --------------------------------------
 cp "$SEED" "$WORK/get.db"
-start_runq get --db "$WORK/get.db" --io-threads 1 --max-connections $((IDLE_CONNS + 1000))
+start_runq get --db "$WORK/get.db" --io-threads 1 --max-connections $((IDLE_CONNS + 1000)) \
+  --access-log off
 GET_PID=$RQ_PID; GET_URL=$RQ_URL
+# the same with its access log on (runq's default; nginx and uvicorn run without one)
+cp "$SEED" "$WORK/get_log.db"
+start_runq get_log --db "$WORK/get_log.db" --io-threads 1
+GETLOG_PID=$RQ_PID; GETLOG_URL=$RQ_URL
 curl -sf -o "$WORK/body.json" "$GET_URL$STATUS_PATH"
 log "status body: $(wc -c <"$WORK/body.json") bytes"
 
@@ -221,10 +230,11 @@ a = json.load(open(sys.argv[1])); b = json.load(urllib.request.urlopen(sys.argv[
 sys.exit(0 if a == b else 1)
 PYEOF
 run_rounds "runq_get=$GET_URL$STATUS_PATH" "nginx_get=http://127.0.0.1:$NPORT$STATUS_PATH" \
-  "fastapi_get=http://127.0.0.1:$FPORT$STATUS_PATH"
+  "fastapi_get=http://127.0.0.1:$FPORT$STATUS_PATH" "runq_get_log=$GETLOG_URL$STATUS_PATH"
 echo "{\"rss_kib\": $(vmrss_kib "$GET_PID")}" >"$RES/runq_get_rss.json"
 drop_pid "$NGX_PID"
 drop_pid "$FA_PID"
+drop_pid "$GETLOG_PID"
 
 # ---- 5b: 10^4 idle keep-alive connections (on the GET server) ---------------------------
 log "opening $IDLE_CONNS idle keep-alive connections"
@@ -234,7 +244,7 @@ log "idle: $(cat "$RES/idle_conns.json")"
 drop_pid "$GET_PID"
 
 # ---- 3: submit throughput, durability, end-to-end --------------------------------------
-start_runq submit --db "$WORK/submit.db"
+start_runq submit --db "$WORK/submit.db" --access-log off
 SUB_PID=$RQ_PID; SUB_URL=$RQ_URL
 taskset -c "$CCPU" wrk -t1 -c50 -d"${WARMUP}s" -s "$HERE/wrk_post.lua" "$SUB_URL/api/v1/runs" >/dev/null
 # wait for the warm-up's jobs to drain so the measured window starts idle
@@ -282,7 +292,7 @@ log "e2e: $(cat "$RES/e2e.json")"
 
 # diagnostic: the submit path alone (jobs held by the echo agent's sleep, so workers do
 # not claim and finish jobs in the measured window)
-start_runq submit_hold --db "$WORK/submit_hold.db" --drain-timeout 0
+start_runq submit_hold --db "$WORK/submit_hold.db" --drain-timeout 0 --access-log off
 run_wrk submit_hold "$RQ_URL/api/v1/runs" "$HERE/wrk_post_hold.lua"
 drop_pid "$RQ_PID"
 
@@ -299,14 +309,17 @@ nice -n 5 "$PY" "$HERE/fill_db.py" "$WORK/big.db" "$ROWS"
 echo "{\"db_bytes\": $(du -cb "$WORK"/big.db* | tail -1 | cut -f1)}" >"$RES/big_db.json"
 taskset -c "$SCPU" "$PY" "$HERE/startup.py" 5 -- "$RUNQ" serve --host 127.0.0.1 --port 0 \
   --db "$WORK/big.db" --io-threads 1 >"$RES/startup_big.json"
+# --check-db after-crash: no quick_check after a clean stop (startup.py stops it cleanly)
+taskset -c "$SCPU" "$PY" "$HERE/startup.py" 5 -- "$RUNQ" serve --host 127.0.0.1 --port 0 \
+  --db "$WORK/big.db" --io-threads 1 --check-db after-crash >"$RES/startup_big_fast.json"
 taskset -c "$SCPU" "$PY" "$HERE/startup.py" 5 -- "$RUNQ" serve --host 127.0.0.1 --port 0 \
   --db "$WORK/get.db" --io-threads 1 >"$RES/startup_small.json"
 log "start-up: big $(cat "$RES/startup_big.json"), small $(cat "$RES/startup_small.json")"
 # the same GET on the empty database, interleaved with the big one (same rounds)
 cp "$SEED" "$WORK/small.db"
-start_runq small --db "$WORK/small.db" --io-threads 1
+start_runq small --db "$WORK/small.db" --io-threads 1 --access-log off
 SMALL_PID=$RQ_PID; SMALL_URL=$RQ_URL
-start_runq big --db "$WORK/big.db" --io-threads 1
+start_runq big --db "$WORK/big.db" --io-threads 1 --access-log off
 echo "{\"rss_kib\": $(vmrss_kib "$RQ_PID")}" >"$RES/big_rss_idle.json"
 # a job in the middle of the table too (a different id than the template's)
 MID="$("$PY" -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("select id from jobs where seq=(select max(seq)/2 from jobs)").fetchone()[0])' "$WORK/big.db")"
@@ -317,13 +330,13 @@ drop_pid "$RQ_PID"
 drop_pid "$SMALL_PID"
 
 # ---- 6: instructions per status GET (callgrind) ----------------------------------------
-cg_run() {  # cg_run NAME K: runq under callgrind, K GETs on one keep-alive connection
-  local name="$1" k="$2"
+cg_run() {  # cg_run NAME K [flags]: runq under callgrind, K GETs on one keep-alive connection
+  local name="$1" k="$2"; shift 2
   cp "$SEED" "$WORK/cg-$name.db"
   local lg="$WORK/cg-$name.log"
   taskset -c "$SCPU" valgrind --tool=callgrind --callgrind-out-file="$WORK/cg-$name.out" \
     "$RUNQ" serve --host 127.0.0.1 --port 0 --db "$WORK/cg-$name.db" --io-threads 1 \
-    --drain-timeout 0 >"$lg" 2>&1 &
+    --drain-timeout 0 "$@" >"$lg" 2>&1 &
   local pid=$! url="" i
   PIDS+=("$pid")
   for i in $(seq 1200); do
@@ -337,13 +350,19 @@ cg_run() {  # cg_run NAME K: runq under callgrind, K GETs on one keep-alive conn
   drop_pid "$pid"
   awk '/^summary:/ {print $2}' "$WORK/cg-$name.out" >"$WORK/cg-$name.ir"
 }
-log "callgrind: 0 GETs"
-cg_run zero 0
-log "callgrind: $CALLGRIND_K GETs"
-cg_run k "$CALLGRIND_K"
-IR0="$(cat "$WORK/cg-zero.ir")"; IRK="$(cat "$WORK/cg-k.ir")"
-echo "{\"ir_zero\": $IR0, \"ir_k\": $IRK, \"k\": $CALLGRIND_K, \"ir_per_get\": $(( (IRK - IR0) / CALLGRIND_K ))}" \
-  >"$RES/callgrind.json"
+log "callgrind: 0 and $CALLGRIND_K GETs, access log off and on"
+cg_run zero 0 --access-log off
+cg_run k "$CALLGRIND_K" --access-log off
+cg_run zero_log 0
+cg_run k_log "$CALLGRIND_K"
+"$PY" - "$WORK" "$CALLGRIND_K" >"$RES/callgrind.json" <<'PYEOF'
+import json, sys
+w, k = sys.argv[1], int(sys.argv[2])
+ir = {n: int(open(f"{w}/cg-{n}.ir").read()) for n in ("zero", "k", "zero_log", "k_log")}
+print(json.dumps({"k": k, **{f"ir_{n}": v for n, v in ir.items()},
+                  "ir_per_get": (ir["k"] - ir["zero"]) // k,
+                  "ir_per_get_log": (ir["k_log"] - ir["zero_log"]) // k}))
+PYEOF
 log "callgrind: $(cat "$RES/callgrind.json")"
 cp "$WORK/cg-k.out" "$RES/callgrind.out" 2>/dev/null || true
 
