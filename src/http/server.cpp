@@ -33,8 +33,8 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
-#include <charconv>
 #include <atomic>
+#include <charconv>
 #include <ctime>
 #include <exception>
 #include <iterator>
@@ -163,7 +163,7 @@ void append_head(std::string& out, const Response& r, bool keep_alive, unsigned 
   if (!reason.empty() && reason.front() == '<') reason = {};  // "<unknown-status>"
   // Plain appends: this runs for every answer, and fmt's parsing showed in profiles.
   char code[12];
-  const auto [code_end, ec] = std::to_chars(code, code + sizeof code, r.status);
+  char* code_end = std::to_chars(code, code + sizeof code, r.status).ptr;
   out += "HTTP/1.1 ";
   out.append(code, code_end);
   out += ' ';

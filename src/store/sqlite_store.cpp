@@ -1,8 +1,8 @@
 // The durable job store on SQLite.
 //
 // Connections: one write connection does every write (SQLite allows one writer at a
-// time anyway); writes that arrive together share one transaction and one fsync
-// (group commit, group_commit.hpp). For a database file, reads go to a small pool of reader
+// time anyway); writes that arrive together share one transaction and one fsync (group
+// commit, group_commit.hpp). For a database file, reads go to a small pool of reader
 // connections, each with its own mutex: WAL lets them read the last committed state
 // while a write batch is in progress, so a status GET never waits behind a group
 // commit. ":memory:" is private to its connection, so there the single connection does
@@ -22,14 +22,14 @@
 
 #include <algorithm>
 #include <array>
-#include <chrono>
-#include <filesystem>
-#include <exception>
-#include <functional>
-#include <optional>
 #include <atomic>
+#include <chrono>
+#include <exception>
+#include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <type_traits>
 
