@@ -75,6 +75,9 @@ struct Dispatcher::Impl {
   bool changed = false;   // a job ended or a delivery finished: look at the store again
   std::deque<store::WebhookDelivery> queue;
   std::unordered_set<std::string> in_flight;  // queued here or being delivered
+  // Deliveries that ended while the loop was reading the store: that read may predate
+  // their record and still show them due, so the loop skips them this once.
+  std::unordered_set<std::string> ended_during_read;
   std::unordered_map<std::string, std::shared_ptr<http::OutboundCall>> calls;
   int busy = 0;  // workers inside deliver()
   std::mt19937_64 rng{std::random_device{}()};
@@ -109,6 +112,7 @@ void Dispatcher::Impl::loop() {
     // Ask for as many as there are workers: those in flight come back too (they are
     // still due in the store) and are skipped below.
     const bool free = static_cast<int>(in_flight.size()) < opt.threads;
+    ended_during_read.clear();
     lock.unlock();
     // While the store cannot be written (disk full, read-only) a delivery could not be
     // recorded and would be POSTed again and again: start none until it can. (They stay
@@ -131,6 +135,7 @@ void Dispatcher::Impl::loop() {
     for (auto& d : due) {
       if (slots <= 0 || stopping) break;
       if (in_flight.count(d.job.id)) continue;  // still being delivered
+      if (ended_during_read.count(d.job.id)) continue;  // stale: just recorded
       in_flight.insert(d.job.id);
       queue.push_back(std::move(d));
       --slots;
@@ -174,6 +179,7 @@ void Dispatcher::Impl::work() {
     if (broke) stop_cv.wait_for(lock, std::chrono::seconds(1), [&] { return stopping; });
     --busy;
     in_flight.erase(d.job.id);
+    ended_during_read.insert(d.job.id);
     changed = true;
     loop_cv.notify_all();
     idle_cv.notify_all();
