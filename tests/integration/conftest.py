@@ -71,16 +71,24 @@ class RunqServer:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+        self.drain_log()
 
     def terminate(self, timeout=30):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                return self.proc.wait(timeout)
+                code = self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
                 raise
+            self.drain_log()
+            return code
         return self.proc.returncode if self.proc else None
+
+    def drain_log(self):
+        """After the process has exited: wait until `log` holds all it printed."""
+        if self.pump and self.proc and self.proc.poll() is not None:
+            self.pump.join(10)
 
     def wait_for_status(self, job_id, statuses=("succeeded", "failed", "cancelled"),
                         timeout=20):

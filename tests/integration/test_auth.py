@@ -268,13 +268,14 @@ def test_sighup_during_drain_does_not_exit(make_server, tmp_path):
     keys_file.write_text(KEY_A + "\n")
     s = make_server("--api-keys-file", str(keys_file), "--drain-timeout", "30")
     with s.client(headers=bearer(KEY_A)) as c:
-        job_id = submit_as(c, config={"sleep_seconds": 1.5})
+        job_id = submit_as(c, config={"sleep_seconds": 3})
         wait_until(lambda: c.get(f"{RUNS}/{job_id}").json()["status"] == "running",
                    what="running")
     s.proc.send_signal(signal.SIGTERM)
     wait_until(lambda: any("shutting down" in line for line in s.log), what="drain start")
     s.proc.send_signal(signal.SIGHUP)  # reloads; must not be taken as the second signal
     assert s.proc.wait(20) == 0
+    s.drain_log()
     assert "drained: every running job finished" in "".join(s.log)
 
 

@@ -192,13 +192,16 @@ def test_cancels_racing_retries_leak_no_queue_places(make_server):
     retry must leave the queue count right: afterwards exactly --max-queued jobs fit.
     (A phantom count here would grow until every submit got 429.)"""
     n = 20
+    work = 4.0  # seconds each attempt runs before it fails
     s = make_server("--max-queued", str(n), "--max-concurrent", str(n),
                     "--retry-delay", "30")
     ids = []
     with s.client() as c:
         for rnd in range(2):
+            # Long enough that every attempt is still running when all are submitted
+            # and seen running (even under a sanitizer build).
             batch = [submit(c, f"f{rnd}-{i}", max_retries=1,
-                            config={"sleep_seconds": 1.5, "fail_with": "x"})["job_id"]
+                            config={"sleep_seconds": work, "fail_with": "x"})["job_id"]
                      for i in range(n)]
             starts = [ts_seconds(wait_status(c, j, "running")["started_at"]) for j in batch]
 
@@ -209,7 +212,7 @@ def test_cancels_racing_retries_leak_no_queue_places(make_server):
                     assert r.status_code == 200 and r.json()["status"] == "cancelled", r.text
 
             # Cancels spread over the moments the attempts fail and are re-queued.
-            threads = [threading.Thread(target=cancel_at, args=(j, t + 1.5 + i * 0.003))
+            threads = [threading.Thread(target=cancel_at, args=(j, t + work + i * 0.003))
                        for i, (j, t) in enumerate(zip(batch, starts))]
             for t in threads:
                 t.start()
@@ -236,7 +239,7 @@ def test_cancels_racing_retries_leak_no_queue_places(make_server):
 # ---------------------------------------------------------------------------------------
 
 def test_retention_deletes_finished_jobs_and_shows_expires_at(make_server):
-    s = make_server("--retention", "3", "--max-concurrent", "1")
+    s = make_server("--retention", "5", "--max-concurrent", "1")
     with s.client() as c:
         blocker = submit(c, "blocker", config={"sleep_seconds": 30})["job_id"]
         running = wait_status(c, blocker, "running")
@@ -253,7 +256,7 @@ def test_retention_deletes_finished_jobs_and_shows_expires_at(make_server):
             assert st["expires_at"] is not None, st
             parse_ts(st["expires_at"])  # exact RFC 3339 Z format
             delta = parse_ts(st["expires_at"]) - parse_ts(st["completed_at"])
-            assert delta.total_seconds() == 3.0, st  # exactly completed_at + retention
+            assert delta.total_seconds() == 5.0, st  # exactly completed_at + retention
             finished[j] = st
         # The list shows it too.
         listed = {j["job_id"]: j for j in list_all(c)[0]}
@@ -264,7 +267,7 @@ def test_retention_deletes_finished_jobs_and_shows_expires_at(make_server):
         def all_gone():
             return all(c.get(f"{RUNS}/{j}").status_code == 404 for j in finished)
 
-        wait_until(all_gone, timeout=10, interval=0.1, what="finished jobs to expire")
+        wait_until(all_gone, timeout=15, interval=0.1, what="finished jobs to expire")
         gone_at = time.time()
         latest = max(ts_seconds(st["expires_at"]) for st in finished.values())
         assert gone_at >= latest - 0.05, (gone_at, latest)  # not before expires_at
@@ -276,7 +279,8 @@ def test_retention_deletes_finished_jobs_and_shows_expires_at(make_server):
         # Its idempotency key was freed with it: the same key makes a new job.
         again = submit(c, "done", headers={"Idempotency-Key": "ret-key"})["job_id"]
         assert again != done
-    assert any("retention: deleted" in line for line in s.log), "".join(s.log)
+    wait_until(lambda: any("retention: deleted" in line for line in s.log), timeout=5,
+               what="the sweep's log line")
 
 
 def test_retention_zero_keeps_forever_and_default_is_a_week(make_server, tmp_path):
@@ -474,7 +478,7 @@ def test_jobs_below_max_attempts_are_requeued_and_finish(make_server, tmp_path):
     s = make_server("--max-attempts", "2", "--max-concurrent", "2", db=db)
     with s.client() as c:
         assert wait_status(c, old, "running")["attempts"] == 2
-        young = submit(c, "young", config={"sleep_seconds": 1.0})["job_id"]
+        young = submit(c, "young", config={"sleep_seconds": 5.0})["job_id"]
         wait_status(c, young, "running")
         queued = submit(c, "queued")["job_id"]
     s.kill()

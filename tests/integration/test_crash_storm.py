@@ -204,8 +204,13 @@ def test_kill_9_storm_five_rounds(tmp_path):
             # Keyed submits that got no answer in earlier rounds are sent again.
             with ledger.lock:
                 retry = sorted((t, bk) for t, bk in ledger.unanswered.items() if bk[1])
+            acked_before = len(ledger.acked)
             threads, dead = storm(s, ledger, rnd, seed, retry)
-            time.sleep(rng.uniform(0.3, 1.5))  # a random moment mid-storm
+            # A random moment mid-storm, once the storm is under way (a sanitizer build
+            # takes a while to reach it).
+            wait_until(lambda: len(ledger.acked) >= acked_before + 40 or ledger.errors,
+                       timeout=30, what=f"the storm to get going {where}")
+            time.sleep(rng.uniform(0.0, 1.2))
             with s.client() as c:
                 running_at_kill = c.get("/stats").json()["by_status"].get("running", 0)
             time.sleep(rng.uniform(0.0, 0.05))

@@ -15,7 +15,8 @@ def test_kill_9_mid_storm_loses_no_acknowledged_job(make_server, tmp_path):
     db = str(tmp_path / "storm.db")
     s = make_server("--max-concurrent", "4", db=db)
     with s.client() as c:
-        long_ids = [submit(c, f"long-{i}", config={"sleep_seconds": 2.0})["job_id"]
+        # Still running at the kill however slow the build: they must run again.
+        long_ids = [submit(c, f"long-{i}", config={"sleep_seconds": 6.0})["job_id"]
                     for i in range(3)]
         for j in long_ids:
             wait_status(c, j, "running")
@@ -48,7 +49,8 @@ def test_kill_9_mid_storm_loses_no_acknowledged_job(make_server, tmp_path):
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
     for t in threads:
         t.start()
-    time.sleep(1.0)
+    wait_until(lambda: len(acked) >= 50 or errors, timeout=30, what="50 acknowledged submits")
+    time.sleep(0.3)
     killed.set()
     s.kill()  # kill -9 while submits are in flight
     for t in threads:
@@ -254,7 +256,8 @@ def test_sigterm_mid_storm_loses_no_acknowledged_job(make_server, tmp_path):
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
     for t in threads:
         t.start()
-    time.sleep(0.7)
+    wait_until(lambda: len(acked) >= 20 or errors, timeout=30, what="20 acknowledged submits")
+    time.sleep(0.2)
     stopping.set()
     t0 = time.monotonic()
     s.terminate(15)

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from conftest import collect_stream, submit, wait_status, wait_until
+from conftest import iter_sse, submit, wait_status, wait_until
 
 RUNS = "/api/v1/runs"
 
@@ -25,6 +25,15 @@ def db_row(db, job_id):
         con.close()
 
 
+def open_connections(s):
+    """runq_http_open_connections, the scrape's own connection included."""
+    with s.client() as c:
+        for line in c.get("/metrics").text.splitlines():
+            if line.startswith("runq_http_open_connections "):
+                return float(line.split()[1])
+    raise AssertionError("no runq_http_open_connections in /metrics")
+
+
 def signal_and_wait_for_log(s, sig, text, timeout=5):
     s.proc.send_signal(sig)
     wait_until(lambda: any(text in line for line in s.log), timeout=timeout,
@@ -35,7 +44,7 @@ def test_running_job_finishes_during_drain_and_no_new_job_starts(make_server, tm
     db = str(tmp_path / "drain.db")
     s = make_server("--drain-timeout", "30", "--max-concurrent", "1", db=db)
     with s.client() as c:
-        running = submit(c, "finish me", config={"sleep_seconds": 1.5})["job_id"]
+        running = submit(c, "finish me", config={"sleep_seconds": 3})["job_id"]
         wait_status(c, running, "running")
         waiting = submit(c, "wait for me")["job_id"]
     t0 = time.monotonic()
@@ -90,25 +99,30 @@ def test_second_signal_exits_at_once(make_server, tmp_path):
 def test_listener_closes_and_sse_streams_end_while_jobs_drain(make_server, tmp_path):
     s = make_server("--drain-timeout", "30", db=str(tmp_path / "listen.db"))
     with s.client() as c:
-        job = submit(c, "stream me", config={"sleep_seconds": 3, "steps": 3})["job_id"]
+        job = submit(c, "stream me", config={"sleep_seconds": 6, "steps": 3})["job_id"]
         wait_status(c, job, "running")
     got = {}
+    streaming = threading.Event()
 
     def stream():
         try:
-            with s.client() as c2:
-                got["events"] = collect_stream(c2, job, timeout=20, read_timeout=20)
+            with s.client(timeout=20) as c2:
+                with c2.stream("GET", f"{RUNS}/{job}/stream") as r:
+                    got["status"] = r.status_code
+                    streaming.set()
+                    got["events"] = list(iter_sse(r))
         except Exception as e:  # noqa: BLE001 - recorded for the assertion below
             got["error"] = repr(e)
+        streaming.set()
 
     t = threading.Thread(target=stream)
     t.start()
-    time.sleep(0.3)
+    assert streaming.wait(10), "the stream did not start"
     signal_and_wait_for_log(s, signal.SIGTERM, "shutting down")
     t.join(10)
     assert not t.is_alive(), "the SSE stream must end when the server stops"
-    assert "error" not in got, got
-    # Still draining (the job sleeps 3 s), but no longer accepting connections.
+    assert "error" not in got and got["status"] == 200, got
+    # Still draining (the job sleeps 6 s), but no longer accepting connections.
     assert s.proc.poll() is None
     parts = urlsplit(s.url)
     with pytest.raises(OSError):
@@ -130,7 +144,7 @@ def test_sigint_drains_like_sigterm(make_server, tmp_path):
 def test_wait_long_poll_answers_at_once_on_stop(make_server, tmp_path):
     s = make_server("--drain-timeout", "30", db=str(tmp_path / "wait.db"))
     with s.client() as c:
-        job = submit(c, "slow", config={"sleep_seconds": 2})["job_id"]
+        job = submit(c, "slow", config={"sleep_seconds": 6})["job_id"]
         wait_status(c, job, "running")
     answer = {}
 
@@ -143,7 +157,10 @@ def test_wait_long_poll_answers_at_once_on_stop(make_server, tmp_path):
 
     t = threading.Thread(target=long_poll)
     t.start()
-    time.sleep(0.3)
+    # Its connection is open (the scrape's is the other); give the request a moment to
+    # be read.
+    wait_until(lambda: open_connections(s) >= 2, what="the long poll's connection")
+    time.sleep(0.5)
     s.proc.send_signal(signal.SIGTERM)
     t.join(10)
     assert answer["status"] == 200 and answer["took"] < 5, answer
