@@ -1,6 +1,6 @@
 // Storage-fault classification: which SQLite errors make the store "not writable now"
 // (503 and a retry later) and which stay ordinary errors.
-#include "runq/store/store_error.hpp"
+#include "../../src/store/sqlite/classify_error.hpp"
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>

@@ -1,4 +1,4 @@
-#include "runq/store/store_error.hpp"
+#include "classify_error.hpp"
 
 #include <sqlite3.h>
 

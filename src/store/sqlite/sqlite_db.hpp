@@ -10,7 +10,7 @@
 //
 // Every SQLite error becomes a std::runtime_error carrying sqlite3_errmsg() — a storage
 // fault (disk full, read-only, I/O error, cannot open) a store::StoreUnavailable.
-#include "runq/store/store_error.hpp"
+#include "classify_error.hpp"
 
 #include <sqlite3.h>
 #include <sys/statvfs.h>

@@ -1,0 +1,229 @@
+#pragma once
+// Private to http/: the server's shared state. One acceptor coroutine on the server
+// strand (listener.cpp); one coroutine per connection on its own strand, serving
+// requests strictly one after another: read -> handle -> write (session.cpp), which is
+// also what keeps pipelined answers in order. Anything that comes from another thread
+// (a Reply, an SSE notifier, stop()) is posted onto the connection's strand and wakes
+// the coroutine by cancelling the timer it sleeps on.
+#include "runq/http/server.hpp"
+
+#include "response_head.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace runq::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+using Strand = asio::strand<asio::io_context::executor_type>;
+template <typename T>
+using awaitable = asio::awaitable<T>;
+
+// Boost 1.81 has no default completion token; errors come back as values, not throws.
+inline constexpr asio::as_tuple_t<asio::use_awaitable_t<>> kTuple{};
+
+// Shared by the server and every Reply / notifier handed out, so that a late caller
+// (after ~Server) finds the loop gone instead of posting into a destroyed io_context.
+struct Life {
+  std::mutex mu;
+  bool alive = true;
+};
+
+// What to do with the socket once a request is over.
+enum class Outcome {
+  keep_alive,  // serve the next request
+  close,       // half-close and close (discarding stray bytes if any are waiting)
+  linger,      // we answered an error while the client may still be sending: drain
+  drop,        // just close: timeout, reset, peer gone, forced stop
+};
+
+struct Connection {
+  Connection(tcp::socket socket, Strand strand_, std::string remote_)
+      : strand(std::move(strand_)),
+        stream(std::move(socket)),
+        wake(strand),
+        remote(std::move(remote_)) {}
+
+  Strand strand;
+  beast::tcp_stream stream;
+  beast::flat_buffer buffer;  // reused for every request on this connection
+  asio::steady_timer wake;    // the coroutine sleeps on it; cancel() wakes it up
+  std::string remote;
+  std::string out;            // reused for response heads and SSE chunk framing
+
+  // Everything below is touched only on `strand`.
+  std::uint64_t seq = 0;           // which request a Reply belongs to
+  std::optional<Response> reply;   // set when the handler's answer arrives
+  bool idle = false;               // waiting for the first byte of a request
+  bool stopping = false;           // server stop: finish this request, then close
+  bool aborted = false;            // stop deadline passed: give up at once
+  bool notified = false;           // SSE notifier fired since the last poll
+  std::atomic<bool> notify_pending{false};  // coalesces notifier posts (any thread)
+
+  void deliver(std::uint64_t s, Response r) {
+    if (s != seq || reply) return;  // late answer to an earlier, already answered request
+    reply = std::move(r);
+    wake.cancel();
+  }
+
+  void on_stop() {
+    stopping = true;
+    wake.cancel();
+    if (idle) stream.cancel();  // nothing in flight: stop waiting for a next request
+  }
+
+  void abort() {
+    aborted = true;
+    stopping = true;
+    wake.cancel();
+    stream.close();
+  }
+};
+
+// The state behind one Reply. Copies of the Reply share it; the first call wins, and if
+// the last copy dies uncalled the client gets a 500 instead of waiting forever.
+class ReplyState {
+ public:
+  ReplyState(std::weak_ptr<Connection> conn, std::shared_ptr<Life> life, std::uint64_t seq)
+      : conn_(std::move(conn)), life_(std::move(life)), seq_(seq) {}
+
+  ~ReplyState() {
+    if (used_.exchange(true)) return;
+    spdlog::error("http: request handler dropped its Reply without answering");
+    send(internal_error());
+  }
+
+  void complete(Response r) {
+    if (used_.exchange(true)) {
+      spdlog::warn("http: Reply called after the request was already answered; ignored");
+      return;
+    }
+    send(std::move(r));
+  }
+
+  // The server answered on its own (the handler threw): later calls are ignored.
+  void abandon() { used_ = true; }
+
+ private:
+  void send(Response r) {
+    std::lock_guard lock(life_->mu);
+    if (!life_->alive) return;
+    auto c = conn_.lock();
+    if (!c) return;  // the connection is gone; nobody to answer
+    // Called synchronously from inside the handler (the common case): no post needed.
+    if (c->strand.running_in_this_thread()) {
+      c->deliver(seq_, std::move(r));
+      return;
+    }
+    asio::post(c->strand, [c, seq = seq_, r = std::move(r)]() mutable {
+      c->deliver(seq, std::move(r));
+    });
+  }
+
+  std::weak_ptr<Connection> conn_;
+  std::shared_ptr<Life> life_;
+  std::uint64_t seq_;
+  std::atomic<bool> used_{false};
+};
+
+// Calls EventStream::close() however the streaming coroutine ends, including when its
+// frame is destroyed with the io_context.
+struct StreamCloser {
+  std::shared_ptr<EventStream> stream;
+  ~StreamCloser() {
+    try {
+      stream->close();
+    } catch (const std::exception& e) {
+      spdlog::warn("http: EventStream::close threw: {}", e.what());
+    } catch (...) {
+    }
+  }
+};
+struct Server::Impl {
+  Impl(ServerOptions o, Handler h) : opts(std::move(o)), handler(std::move(h)) {
+    if (opts.io_threads < 1) opts.io_threads = 1;
+  }
+
+  ~Impl() {
+    {
+      std::lock_guard lock(life->mu);
+      life->alive = false;
+    }
+    // Destroying the io_context (below) destroys coroutine frames that never finished
+    // (run() not called, or the loop stopped at the deadline); they unregister quietly.
+    tearing_down = true;
+  }
+
+  std::uint16_t listen();
+  void run();
+  void stop();
+
+  // Members are destroyed bottom-up: everything after `ioc` goes before it, and the
+  // registry outlives it because dying coroutine frames unregister themselves.
+  ServerOptions opts;
+  Handler handler;
+  std::shared_ptr<Life> life = std::make_shared<Life>();
+  std::atomic<bool> stopping{false};
+  std::atomic<bool> tearing_down{false};
+  mutable std::mutex conn_mu;
+  std::unordered_map<Connection*, std::weak_ptr<Connection>> conns;
+  std::atomic<std::size_t> refusing{0};  // 503s for max_connections in progress
+  std::uint64_t refused_total = 0;       // server strand only
+  std::optional<std::chrono::steady_clock::time_point> last_refuse_warn;  // server strand
+
+  asio::io_context ioc;
+  Strand server_strand{asio::make_strand(ioc)};  // acceptor, stop, drain deadline
+  std::optional<tcp::acceptor> acceptor;
+  asio::steady_timer drain_timer{server_strand};
+
+ private:
+  static awaitable<void> accept_loop(Impl* self);
+  void start_session(tcp::socket socket, Strand strand);
+  bool at_capacity();
+  void start_refusal(tcp::socket socket, Strand strand);
+  static awaitable<void> refuse(Impl* self, tcp::socket socket);
+  void unregister(Connection* c);
+  void do_stop();
+  void on_drain_deadline();
+
+  // Per-connection coroutines. Parameters by value (g++ 12 coroutine trap).
+  static awaitable<void> session(Impl* self, std::shared_ptr<Connection> c);
+  static awaitable<Outcome> serve_one(Impl* self, std::shared_ptr<Connection> c, bool first);
+  static awaitable<Outcome> answer_read_error(Impl* self, Connection* c, beast::error_code ec);
+  static awaitable<Outcome> write_error(Impl* self, Connection* c, int status,
+                                        std::string detail);
+  static awaitable<Outcome> write_response(Impl* self, Connection* c, Response res,
+                                           unsigned version, bool keep_alive, bool head);
+  static awaitable<Outcome> write_stream(Impl* self, std::shared_ptr<Connection> c,
+                                         Response res, unsigned version, bool keep_alive,
+                                         bool head);
+  static awaitable<bool> write_out(Impl* self, Connection* c);
+  static awaitable<void> linger(Connection* c);
+};
+
+}  // namespace runq::http
