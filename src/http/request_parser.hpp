@@ -1,5 +1,5 @@
 #pragma once
-// The Beast side of request parsing, shared by the server's read loop (server.cpp) and
+// The Beast side of request parsing, shared by the server's read loop (session.cpp) and
 // parse_request() (request_parse.cpp), so both run one configuration and one mapping.
 #include "runq/http/request_parse.hpp"
 

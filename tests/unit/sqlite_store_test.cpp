@@ -962,7 +962,7 @@ TEST(SqliteStoreFile, NewerSchemaVersionIsRefused) {
 
 // claim_next must stay O(log n): its subquery reads the first entry of the partial claim
 // index, without a sort. Lists read an index in order (no sort of the matching rows),
-// with every combination of filters the API produces. (The SQL mirrors sqlite_store.cpp.)
+// with every combination of filters the API produces. (The SQL mirrors store/sqlite/sql.cpp.)
 TEST(SqliteStoreFile, ClaimAndListUseIndexes) {
   TempDir dir;
   const fs::path path = dir.path / "jobs.db";
