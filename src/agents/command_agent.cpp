@@ -1,5 +1,6 @@
 #include "runq/agents/command_agent.hpp"
 #include "runq/util/json_text.hpp"
+#include "runq/util/utf8.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -218,57 +219,6 @@ std::string signal_name(int sig) {
   return "SIG?";
 }
 
-// Everything we hand back ends up in JSON documents, which must be valid UTF-8: invalid
-// bytes become U+FFFD (the same as the API's JSON rendering does). Valid text is untouched.
-std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
-  auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-  unsigned char c = byte(i);
-  if (c < 0x80) return 1;
-  std::size_t len;
-  unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-  if (c >= 0xC2 && c <= 0xDF) {
-    len = 2;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    len = 3;
-    if (c == 0xE0) lo = 0xA0;  // no overlong forms
-    if (c == 0xED) hi = 0x9F;  // no surrogates
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    len = 4;
-    if (c == 0xF0) lo = 0x90;  // no overlong forms
-    if (c == 0xF4) hi = 0x8F;  // nothing above U+10FFFF
-  } else {
-    return 0;
-  }
-  if (i + len > s.size()) return 0;
-  if (byte(i + 1) < lo || byte(i + 1) > hi) return 0;
-  for (std::size_t k = 2; k < len; ++k)
-    if (byte(i + k) < 0x80 || byte(i + k) > 0xBF) return 0;
-  return len;
-}
-
-std::string valid_utf8(std::string s) {
-  std::size_t i = 0;
-  while (i < s.size()) {
-    std::size_t n = utf8_sequence_length(s, i);
-    if (n == 0) break;
-    i += n;
-  }
-  if (i == s.size()) return s;  // the usual case: nothing to do
-  std::string out(s, 0, i);
-  out.reserve(s.size() + 16);
-  while (i < s.size()) {
-    std::size_t n = utf8_sequence_length(s, i);
-    if (n == 0) {
-      out += "\xEF\xBF\xBD";
-      ++i;
-    } else {
-      out.append(s, i, n);
-      i += n;
-    }
-  }
-  return out;
-}
-
 std::string json_text(const nlohmann::json& j) {
   return util::json_text(j);
 }
@@ -342,7 +292,7 @@ std::optional<ProgressLine> parse_progress(std::string_view line) {
   skip_space();
   while (!rest.empty() && (rest.back() == ' ' || rest.back() == '\t')) rest.remove_suffix(1);
   ProgressLine p{pct, std::nullopt};
-  if (!rest.empty()) p.step = valid_utf8(std::string(rest));
+  if (!rest.empty()) p.step = util::to_valid_utf8(std::string(rest));
   return p;
 }
 
@@ -412,7 +362,7 @@ class StderrHandler {
 };
 
 AgentResult failure(std::string error) {
-  return AgentResult{false, {}, valid_utf8(std::move(error)), {}};
+  return AgentResult{false, {}, util::to_valid_utf8(std::move(error)), {}};
 }
 
 std::string stop_text(jobs::StopReason r) {
@@ -637,7 +587,8 @@ AgentResult CommandAgent::run(const jobs::Job& job, jobs::CancelToken& cancel,
   std::string tail = stderr_handler.tail();
   std::string suffix = tail.empty() ? std::string() : ": " + tail;
   if (WIFEXITED(status)) {
-    if (WEXITSTATUS(status) == 0) return AgentResult{true, valid_utf8(std::move(output)), {}, {}};
+    if (WEXITSTATUS(status) == 0)
+      return AgentResult{true, util::to_valid_utf8(std::move(output)), {}, {}};
     return failure("Command exited with status " + std::to_string(WEXITSTATUS(status)) + suffix);
   }
   if (WIFSIGNALED(status)) {
