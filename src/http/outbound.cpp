@@ -285,6 +285,10 @@ struct OutboundCall::Impl {
       std::lock_guard lock(state->mu);  // written by the lookup thread
       endpoints = state->results;
     }
+    if (req.check_address)
+      for (const auto& entry : endpoints)
+        if (auto why = req.check_address(*entry.endpoint().data()))
+          throw OutboundRefused("not connecting to " + url.display() + ": " + *why);
 
     ec = run_step(deadline, [&](auto done) {
       asio::async_connect(socket(), endpoints,
