@@ -86,7 +86,7 @@ std::optional<std::string> refuse_url(const std::string& url, bool allow_private
       case util::AddressClass::restricted: return std::string(kRestricted);
     }
   }
-  if (u.ipv6_literal || never_resolves(u.host)) return std::string(kUnresolved);
+  if (never_resolves(u.host)) return std::string(kUnresolved);
   return std::nullopt;  // a name: its addresses are checked at delivery
 }
 
