@@ -1,24 +1,25 @@
+// The command agent: runs a local program per job (see command_agent.hpp). The child
+// process mechanics are in subprocess.cpp, the reading of its stderr in stderr_lines.cpp;
+// this file feeds it the job and turns its exit into the job's result.
 #include "runq/agents/command_agent.hpp"
 #include "runq/util/json_text.hpp"
+#include "runq/util/utf8.hpp"
+
+#include "stderr_lines.hpp"
+#include "subprocess.hpp"
 
 #include <spdlog/spdlog.h>
 
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
-#include <string.h>
-#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <cmath>
 #include <cstdint>
-#include <cstdlib>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -101,13 +102,10 @@ std::vector<std::string> split_command_line(const std::string& line) {
 
 namespace {
 
+using namespace detail;
 using Clock = std::chrono::steady_clock;
 
 constexpr std::size_t kReadChunk = 64 * 1024;
-constexpr std::size_t kMaxStderrLine = 64 * 1024;  // longer lines are cut into pieces
-constexpr std::size_t kTailLines = 20;
-constexpr std::size_t kTailLineBytes = 512;
-constexpr std::size_t kTailBytes = 4096;
 constexpr auto kDrainAfterExit = std::chrono::seconds(2);
 constexpr int kFallbackPollMs = 20;  // when pidfd_open is not available
 
@@ -116,158 +114,6 @@ constexpr std::string_view kJobVars[] = {
     "RUNQ_JOB_ID",       "RUNQ_SESSION_ID",    "RUNQ_AGENT_FILE", "RUNQ_AGENT_YAML",
     "RUNQ_RECIPE_NAME",  "RUNQ_RECIPE_CONFIG", "RUNQ_FRAMEWORK",  "RUNQ_CONFIG",
     "RUNQ_METADATA",     "RUNQ_ATTEMPT",       "RUNQ_TIMEOUT"};
-
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() { reset(); }
-  int get() const { return fd_; }
-  bool open() const { return fd_ >= 0; }
-  void reset(int fd = -1) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = fd;
-  }
-
- private:
-  int fd_ = -1;
-};
-
-// Written by the cancel callback (any thread), read by the poll loop. Shared ownership:
-// CancelToken::cancel may still be running the callback after run() has removed it.
-struct Waker {
-  Fd fd{::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
-  void wake() const {
-    std::uint64_t one = 1;
-    [[maybe_unused]] auto r = ::write(fd.get(), &one, sizeof one);
-  }
-  void drain() const {
-    std::uint64_t v;
-    [[maybe_unused]] auto r = ::read(fd.get(), &v, sizeof v);
-  }
-};
-
-// Writing to a pipe whose reader is gone raises SIGPIPE in the writing thread. The server
-// ignores it; a test binary or an embedding program may not. Block it in this thread
-// while we run, and swallow one that we caused.
-class SigpipeBlock {
- public:
-  SigpipeBlock() {
-    sigset_t s;
-    sigemptyset(&s);
-    sigaddset(&s, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &s, &old_);
-    blocked_here_ = !sigismember(&old_, SIGPIPE);
-  }
-  ~SigpipeBlock() {
-    if (!blocked_here_) return;
-    if (got_epipe) {
-      sigset_t s;
-      sigemptyset(&s);
-      sigaddset(&s, SIGPIPE);
-      timespec zero{0, 0};
-      while (sigtimedwait(&s, nullptr, &zero) > 0) {
-      }
-    }
-    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-  }
-  bool got_epipe = false;
-
- private:
-  sigset_t old_;
-  bool blocked_here_ = false;
-};
-
-// Makes sure the child is gone and reaped whatever happens (also on exceptions).
-class ChildGuard {
- public:
-  explicit ChildGuard(pid_t pid) : pid_(pid) {}
-  ~ChildGuard() {
-    if (reaped_) return;
-    ::killpg(pid_, SIGKILL);
-    reap();
-  }
-  int reap() {
-    int status = 0;
-    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-    }
-    reaped_ = true;
-    return status;
-  }
-
- private:
-  pid_t pid_;
-  bool reaped_ = false;
-};
-
-bool set_nonblocking(int fd) {
-  int flags = ::fcntl(fd, F_GETFL);
-  return flags >= 0 && ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0;
-}
-
-std::string errno_text(int err) {
-  char buf[256];
-  return ::strerror_r(err, buf, sizeof buf);  // GNU variant: returns the message
-}
-
-std::string signal_name(int sig) {
-  if (const char* abbrev = ::sigabbrev_np(sig)) return std::string("SIG") + abbrev;
-  if (sig >= SIGRTMIN && sig <= SIGRTMAX) return "SIGRTMIN+" + std::to_string(sig - SIGRTMIN);
-  return "SIG?";
-}
-
-// Everything we hand back ends up in JSON documents, which must be valid UTF-8: invalid
-// bytes become U+FFFD (the same as the API's JSON rendering does). Valid text is untouched.
-std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
-  auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-  unsigned char c = byte(i);
-  if (c < 0x80) return 1;
-  std::size_t len;
-  unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-  if (c >= 0xC2 && c <= 0xDF) {
-    len = 2;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    len = 3;
-    if (c == 0xE0) lo = 0xA0;  // no overlong forms
-    if (c == 0xED) hi = 0x9F;  // no surrogates
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    len = 4;
-    if (c == 0xF0) lo = 0x90;  // no overlong forms
-    if (c == 0xF4) hi = 0x8F;  // nothing above U+10FFFF
-  } else {
-    return 0;
-  }
-  if (i + len > s.size()) return 0;
-  if (byte(i + 1) < lo || byte(i + 1) > hi) return 0;
-  for (std::size_t k = 2; k < len; ++k)
-    if (byte(i + k) < 0x80 || byte(i + k) > 0xBF) return 0;
-  return len;
-}
-
-std::string valid_utf8(std::string s) {
-  std::size_t i = 0;
-  while (i < s.size()) {
-    std::size_t n = utf8_sequence_length(s, i);
-    if (n == 0) break;
-    i += n;
-  }
-  if (i == s.size()) return s;  // the usual case: nothing to do
-  std::string out(s, 0, i);
-  out.reserve(s.size() + 16);
-  while (i < s.size()) {
-    std::size_t n = utf8_sequence_length(s, i);
-    if (n == 0) {
-      out += "\xEF\xBF\xBD";
-      ++i;
-    } else {
-      out.append(s, i, n);
-      i += n;
-    }
-  }
-  return out;
-}
 
 std::string json_text(const nlohmann::json& j) {
   return util::json_text(j);
@@ -307,112 +153,8 @@ std::vector<std::string> build_environment(const jobs::Job& job) {
   if (job.timeout_s > 0) add("RUNQ_TIMEOUT", std::to_string(job.timeout_s));
   return env;
 }
-
-// `::progress <percent> <step text>` -> (percent, step). nullopt if `line` is not one.
-struct ProgressLine {
-  double percent;
-  std::optional<std::string> step;
-};
-
-bool is_progress_directive(std::string_view line) {
-  constexpr std::string_view kTag = "::progress";
-  return line.substr(0, kTag.size()) == kTag &&
-         (line.size() == kTag.size() || line[kTag.size()] == ' ' ||
-          line[kTag.size()] == '\t');
-}
-
-std::optional<ProgressLine> parse_progress(std::string_view line) {
-  std::string_view rest = line.substr(std::string_view("::progress").size());
-  auto skip_space = [&] {
-    while (!rest.empty() && (rest.front() == ' ' || rest.front() == '\t')) rest.remove_prefix(1);
-  };
-  skip_space();
-  std::size_t end = 0;
-  while (end < rest.size() && rest[end] != ' ' && rest[end] != '\t') ++end;
-  std::string number(rest.substr(0, end));
-  rest.remove_prefix(end);
-  if (!number.empty() && number.back() == '%') number.pop_back();
-  if (number.empty()) return std::nullopt;
-  char* stop = nullptr;
-  errno = 0;
-  double pct = std::strtod(number.c_str(), &stop);
-  if (stop != number.c_str() + number.size() || errno != 0 || !std::isfinite(pct))
-    return std::nullopt;
-  pct = std::clamp(pct, 0.0, 100.0);
-  skip_space();
-  while (!rest.empty() && (rest.back() == ' ' || rest.back() == '\t')) rest.remove_suffix(1);
-  ProgressLine p{pct, std::nullopt};
-  if (!rest.empty()) p.step = valid_utf8(std::string(rest));
-  return p;
-}
-
-// What the child writes on stderr: progress directives, log lines, and a bounded tail.
-class StderrHandler {
- public:
-  StderrHandler(const std::string& job_id, ProgressSink& sink) : job_id_(job_id), sink_(sink) {}
-
-  void feed(const char* data, std::size_t n) {
-    partial_.append(data, n);
-    std::size_t start = 0;
-    for (;;) {
-      std::size_t nl = partial_.find('\n', start);
-      if (nl == std::string::npos) break;
-      line(std::string_view(partial_).substr(start, nl - start));
-      start = nl + 1;
-    }
-    partial_.erase(0, start);
-    while (partial_.size() > kMaxStderrLine) {
-      line(std::string_view(partial_).substr(0, kMaxStderrLine));
-      partial_.erase(0, kMaxStderrLine);
-    }
-  }
-
-  void finish() {
-    if (!partial_.empty()) line(partial_);
-    partial_.clear();
-  }
-
-  std::string tail() const {
-    std::string out;
-    for (const auto& l : tail_) {
-      if (!out.empty()) out += '\n';
-      out += l;
-    }
-    return out;
-  }
-
- private:
-  void line(std::string_view l) {
-    if (!l.empty() && l.back() == '\r') l.remove_suffix(1);
-    if (is_progress_directive(l)) {
-      if (auto p = parse_progress(l)) {
-        sink_.progress(p->percent, p->step, steps_completed_++, std::nullopt);
-      } else {
-        spdlog::debug("job {}: ignoring malformed progress line: {}", job_id_, l);
-      }
-      return;
-    }
-    spdlog::info("job {}: {}", job_id_, l);
-    std::string kept(l.substr(0, kTailLineBytes));
-    if (kept.size() < l.size()) kept += "...";
-    tail_bytes_ += kept.size();
-    tail_.push_back(std::move(kept));
-    while (tail_.size() > kTailLines || (tail_.size() > 1 && tail_bytes_ > kTailBytes)) {
-      tail_bytes_ -= tail_.front().size();
-      tail_.pop_front();
-    }
-  }
-
-  const std::string& job_id_;
-  ProgressSink& sink_;
-  std::string partial_;
-  std::deque<std::string> tail_;
-  std::size_t tail_bytes_ = 0;
-  int steps_completed_ = 0;
-};
-
 AgentResult failure(std::string error) {
-  return AgentResult{false, {}, valid_utf8(std::move(error)), {}};
+  return AgentResult{false, {}, util::to_valid_utf8(std::move(error)), {}};
 }
 
 std::string stop_text(jobs::StopReason r) {
@@ -455,43 +197,9 @@ AgentResult CommandAgent::run(const jobs::Job& job, jobs::CancelToken& cancel,
   auto waker = std::make_shared<Waker>();
   if (!waker->fd.open()) return failure("Cannot run " + program + ": eventfd: " + errno_text(errno));
 
-  std::vector<std::string> env_strings = build_environment(job);
-  std::vector<char*> envp;
-  envp.reserve(env_strings.size() + 1);
-  for (auto& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> argv_strings = options_.argv;
-  std::vector<char*> argv;
-  argv.reserve(argv_strings.size() + 1);
-  for (auto& s : argv_strings) argv.push_back(s.data());
-  argv.push_back(nullptr);
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, in_r.get(), 0);
-  posix_spawn_file_actions_adddup2(&actions, out_w.get(), 1);
-  posix_spawn_file_actions_adddup2(&actions, err_w.get(), 2);
-  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  // Own process group (pgid = pid); an empty signal mask (the server blocks SIGTERM and
-  // SIGINT in its threads) and default dispositions (it ignores SIGPIPE).
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                      POSIX_SPAWN_SETSIGDEF);
-  posix_spawnattr_setpgroup(&attr, 0);
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &all);
-
   pid_t pid = -1;
-  int rc = program.find('/') == std::string::npos
-               ? ::posix_spawnp(&pid, program.c_str(), &actions, &attr, argv.data(), envp.data())
-               : ::posix_spawn(&pid, program.c_str(), &actions, &attr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
+  const int rc = spawn_in_own_group(options_.argv, build_environment(job), in_r.get(),
+                                    out_w.get(), err_w.get(), pid);
   if (rc != 0) return failure("Cannot run " + program + ": " + errno_text(rc));
 
   ChildGuard guard(pid);
@@ -637,7 +345,7 @@ AgentResult CommandAgent::run(const jobs::Job& job, jobs::CancelToken& cancel,
   std::string tail = stderr_handler.tail();
   std::string suffix = tail.empty() ? std::string() : ": " + tail;
   if (WIFEXITED(status)) {
-    if (WEXITSTATUS(status) == 0) return AgentResult{true, valid_utf8(std::move(output)), {}, {}};
+    if (WEXITSTATUS(status) == 0) return AgentResult{true, util::to_valid_utf8(std::move(output)), {}, {}};
     return failure("Command exited with status " + std::to_string(WEXITSTATUS(status)) + suffix);
   }
   if (WIFSIGNALED(status)) {

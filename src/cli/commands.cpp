@@ -3,17 +3,18 @@
 
 #include "output.hpp"
 #include "runq/http/client.hpp"
+#include "runq/util/url.hpp"
 #include "sse.hpp"
 
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <chrono>
 #include <iostream>
 #include <optional>
 #include <stdexcept>
 #include <thread>
+#include <variant>
 
 namespace runq::cli {
 namespace {
@@ -54,10 +55,10 @@ class Api {
   explicit Api(const Common& c) : common_(c) {
     base_ = c.api_url;
     while (!base_.empty() && base_.back() == '/') base_.pop_back();
-    std::string scheme = base_.substr(0, 7);
-    std::transform(scheme.begin(), scheme.end(), scheme.begin(),
-                   [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
-    if (scheme != "http://" || base_.size() <= 7)
+    // Read as the HTTP client will read it; https is not offered (the server speaks http).
+    const auto parsed = util::parse_url(base_);
+    const auto* url = std::get_if<util::Url>(&parsed);
+    if (!url || url->tls)
       throw UsageError("--api-url must be an http:// URL, got: " + c.api_url);
   }
 

@@ -1,5 +1,7 @@
 #include "runq/config/config.hpp"
 
+#include "runq/util/ascii.hpp"
+
 #include <CLI/CLI.hpp>
 
 #include <arpa/inet.h>
@@ -36,10 +38,7 @@ bool valid_key(const std::string& key) {
 bool is_loopback_host(const std::string& host) {
   std::string h = host;
   if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
-  std::string lower = h;
-  std::transform(lower.begin(), lower.end(), lower.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  if (lower == "localhost") return true;
+  if (util::iequals(h, "localhost")) return true;
   in_addr v4{};
   if (inet_pton(AF_INET, h.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
   in6_addr v6{};

@@ -3,9 +3,9 @@
 #include "runq/http/client.hpp"
 
 #include "runq/http/outbound.hpp"
+#include "runq/util/ascii.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <cstdint>
 #include <limits>
 
@@ -19,17 +19,9 @@ constexpr auto kStreamIdleTimeout = std::chrono::seconds(60);
 constexpr std::size_t kMaxResponseBody = std::size_t(1) << 32;  // 4 GiB
 constexpr const char* kUserAgent = "runq-cli/0.1";
 
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
 bool has_header(const std::vector<Header>& headers, std::string_view name) {
   return std::any_of(headers.begin(), headers.end(),
-                     [&](const Header& h) { return iequals(h.name, name); });
+                     [&](const Header& h) { return util::iequals(h.name, name); });
 }
 
 ClientResponse to_client_response(OutboundResponse&& r) {
@@ -62,8 +54,8 @@ ClientResponse request(const std::string& method, const std::string& url,
   req.headers.insert(req.headers.end(), headers.begin(), headers.end());
   if (!has_header(headers, "accept")) req.headers.push_back({"Accept", "application/json"});
   const bool has_body =
-      !body.empty() || iequals(method, "POST") || iequals(method, "PUT") ||
-      iequals(method, "PATCH");
+      !body.empty() || util::iequals(method, "POST") || util::iequals(method, "PUT") ||
+      util::iequals(method, "PATCH");
   if (has_body && !has_header(headers, "content-type"))
     req.headers.push_back({"Content-Type", "application/json"});
   req.body = body;

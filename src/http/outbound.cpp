@@ -9,6 +9,9 @@
 // io_context, so an exception thrown by on_body simply propagates out of perform().
 #include "runq/http/outbound.hpp"
 
+#include "runq/util/ascii.hpp"
+#include "runq/util/url.hpp"
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
@@ -24,7 +27,6 @@
 #include <openssl/x509_vfy.h>
 
 #include <atomic>
-#include <cctype>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -32,6 +34,7 @@
 #include <system_error>
 #include <thread>
 #include <utility>
+#include <variant>
 
 namespace runq::http {
 namespace {
@@ -48,87 +51,17 @@ constexpr const char* kUserAgent = "runq/0.1";
 constexpr std::size_t kReadChunk = 16 * 1024;       // bytes handed to on_body at most
 constexpr std::uint32_t kMaxHeaderBytes = 64 * 1024;  // response head limit
 
-struct ParsedUrl {
-  bool tls = false;
-  std::string host;         // without brackets
-  std::string port;         // digits
-  std::string host_header;  // host[:port] as written (brackets kept)
-  std::string target;       // "/path?query"
-  std::string display;      // "host:port" for messages
-};
-
-bool iprefix(std::string_view s, std::string_view prefix) {
-  if (s.size() < prefix.size()) return false;
-  for (std::size_t i = 0; i < prefix.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(s[i])) != prefix[i]) return false;
-  return true;
-}
-
-ParsedUrl parse_url(const std::string& url) {
-  ParsedUrl out;
-  std::string_view rest;
-  if (iprefix(url, "http://")) {
-    rest = std::string_view(url).substr(7);
-  } else if (iprefix(url, "https://")) {
-    out.tls = true;
-    rest = std::string_view(url).substr(8);
-  } else {
-    throw std::invalid_argument("unsupported URL (only http:// and https://): " + url);
+// The URL of a call, or std::invalid_argument saying what is wrong with it.
+util::Url parse_call_url(const std::string& text) {
+  auto parsed = util::parse_url(text);
+  if (auto* url = std::get_if<util::Url>(&parsed)) return std::move(*url);
+  switch (std::get<util::UrlError>(parsed)) {
+    case util::UrlError::scheme:
+      throw std::invalid_argument("unsupported URL (only http:// and https://): " + text);
+    case util::UrlError::host: throw std::invalid_argument("bad URL (host): " + text);
+    case util::UrlError::port: throw std::invalid_argument("bad URL (port): " + text);
   }
-  const auto end_of_authority = rest.find_first_of("/?#");
-  std::string_view authority = rest.substr(0, end_of_authority);
-  std::string_view path =
-      end_of_authority == std::string_view::npos ? "" : rest.substr(end_of_authority);
-  if (auto hash = path.find('#'); hash != std::string_view::npos) path = path.substr(0, hash);
-  if (auto at = authority.rfind('@'); at != std::string_view::npos)
-    authority = authority.substr(at + 1);  // user:password@ is not sent
-
-  std::string_view port;
-  if (!authority.empty() && authority.front() == '[') {
-    const auto close = authority.find(']');
-    if (close == std::string_view::npos) throw std::invalid_argument("bad URL: " + url);
-    out.host = std::string(authority.substr(1, close - 1));
-    std::string_view after = authority.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') throw std::invalid_argument("bad URL: " + url);
-      port = after.substr(1);
-    }
-  } else {
-    const auto colon = authority.rfind(':');
-    if (colon != std::string_view::npos) {
-      out.host = std::string(authority.substr(0, colon));
-      port = authority.substr(colon + 1);
-    } else {
-      out.host = std::string(authority);
-    }
-  }
-  if (out.host.empty()) throw std::invalid_argument("bad URL (no host): " + url);
-  out.host_header = std::string(authority);
-  if (port.empty()) {
-    out.port = out.tls ? "443" : "80";
-    if (!authority.empty() && authority.back() == ':') out.host_header.pop_back();
-  } else {
-    if (port.size() > 5) throw std::invalid_argument("bad URL (port): " + url);
-    unsigned value = 0;
-    for (char c : port) {
-      if (c < '0' || c > '9') throw std::invalid_argument("bad URL (port): " + url);
-      value = value * 10 + unsigned(c - '0');
-    }
-    if (value == 0 || value > 65535) throw std::invalid_argument("bad URL (port): " + url);
-    out.port = std::string(port);
-  }
-  if (path.empty()) out.target = "/";
-  else if (path.front() == '?') out.target = "/" + std::string(path);
-  else out.target = std::string(path);
-  const bool v6 = out.host.find(':') != std::string::npos;
-  out.display = (v6 ? "[" + out.host + "]" : out.host) + ":" + out.port;
-  return out;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
+  throw std::invalid_argument("bad URL: " + text);
 }
 
 bool is_ip_literal(const std::string& host) {
@@ -154,11 +87,11 @@ struct Lookup {
 }  // namespace
 
 struct OutboundCall::Impl {
-  explicit Impl(OutboundRequest r) : req(std::move(r)), url(parse_url(req.url)) {}
+  explicit Impl(OutboundRequest r) : req(std::move(r)), url(parse_call_url(req.url)) {}
   ~Impl() { abandon_lookup(); }
 
   OutboundRequest req;
-  ParsedUrl url;
+  util::Url url;
 
   asio::io_context ioc{1};
   std::shared_ptr<Lookup> lookup;                // the DNS lookup in flight, if any
@@ -234,7 +167,7 @@ struct OutboundCall::Impl {
   }
 
   [[noreturn]] void throw_cancelled() {
-    throw OutboundCancelled("request to " + url.display + " cancelled");
+    throw OutboundCancelled("request to " + url.display() + " cancelled");
   }
 
   // The deadline of one step: its own bound, capped by the whole exchange's.
@@ -352,12 +285,16 @@ struct OutboundCall::Impl {
       std::lock_guard lock(state->mu);  // written by the lookup thread
       endpoints = state->results;
     }
+    if (req.check_address)
+      for (const auto& entry : endpoints)
+        if (auto why = req.check_address(*entry.endpoint().data()))
+          throw OutboundRefused("not connecting to " + url.display() + ": " + *why);
 
     ec = run_step(deadline, [&](auto done) {
       asio::async_connect(socket(), endpoints,
                           [done](error_code e, const tcp::endpoint&) { done(e); });
     });
-    if (ec) fail("connect to " + url.display, ec);
+    if (ec) fail("connect to " + url.display(), ec);
     socket().set_option(tcp::no_delay(true), ec);
 
     if (tls) {
@@ -367,10 +304,10 @@ struct OutboundCall::Impl {
       if (ec) {
         const long verify = SSL_get_verify_result(tls->native_handle());
         if (!timed_out && verify != X509_V_OK)
-          throw OutboundError("TLS handshake with " + url.display +
+          throw OutboundError("TLS handshake with " + url.display() +
                               ": certificate verify failed (" +
                               X509_verify_cert_error_string(verify) + ")");
-        fail("TLS handshake with " + url.display, ec);
+        fail("TLS handshake with " + url.display(), ec);
       }
     }
   }
@@ -395,14 +332,14 @@ struct OutboundCall::Impl {
     error_code ec = run_step(deadline_for(req.idle_timeout, Bound::idle), [&](auto done) {
       bhttp::async_write(stream, request, [done](error_code e, std::size_t) { done(e); });
     });
-    if (ec) fail("sending the request to " + url.display, ec);
+    if (ec) fail("sending the request to " + url.display(), ec);
 
     // The response head.
     bhttp::response_parser<bhttp::buffer_body> parser;
     parser.header_limit(kMaxHeaderBytes);
     parser.body_limit(boost::none);  // counted below, against max_response_bytes
     if (verb == bhttp::verb::head) parser.skip(true);
-    const std::string reading = "reading the response from " + url.display;
+    const std::string reading = "reading the response from " + url.display();
     ec = run_step(deadline_for(req.idle_timeout, Bound::idle), [&](auto done) {
       bhttp::async_read_header(stream, buffer, parser,
                                [done](error_code e, std::size_t) { done(e); });
@@ -412,11 +349,11 @@ struct OutboundCall::Impl {
     OutboundResponse out;
     out.status = static_cast<int>(parser.get().result_int());
     for (const auto& f : parser.get())
-      out.headers.push_back(Header{lower(f.name_string()), std::string(f.value())});
+      out.headers.push_back(Header{util::to_lower(f.name_string()), std::string(f.value())});
     const bool streaming = on_body && out.status >= 200 && out.status < 300;
     const std::size_t limit = req.max_response_bytes;
     auto too_large = [&] {
-      throw OutboundError("response from " + url.display + " is larger than " +
+      throw OutboundError("response from " + url.display() + " is larger than " +
                           std::to_string(limit) + " bytes");
     };
     if (auto len = parser.content_length(); len && *len > limit) too_large();

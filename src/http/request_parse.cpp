@@ -1,6 +1,8 @@
 // Request parsing as the server does it; see request_parser.hpp.
 #include "request_parser.hpp"
 
+#include "runq/util/ascii.hpp"
+
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -20,13 +22,6 @@ namespace {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
-
-std::string lower_ascii(std::string_view s) {
-  std::string out(s);
-  for (char& ch : out)
-    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
-  return out;
-}
 
 }  // namespace
 
@@ -65,7 +60,7 @@ Request to_request(RequestParser& parser, std::string remote) {
   }
   req.headers.reserve(static_cast<std::size_t>(std::distance(msg.begin(), msg.end())));
   for (const auto& f : msg)
-    req.headers.push_back(Header{lower_ascii(f.name_string()), std::string(f.value())});
+    req.headers.push_back(Header{util::to_lower(f.name_string()), std::string(f.value())});
   req.body = std::move(msg.body());
   req.remote = std::move(remote);
   return req;

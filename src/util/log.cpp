@@ -1,6 +1,7 @@
 #include "runq/util/log.hpp"
 
 #include "runq/util/time.hpp"
+#include "runq/util/utf8.hpp"
 
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/formatter.h>
@@ -21,25 +22,6 @@ std::atomic<Format> g_format{Format::text};
 // Marks a payload that is already the JSON members `"msg":...,...` of a structured
 // event (json format only); any other payload is a plain message.
 constexpr char kMembers = '\x1e';
-
-// Length of the valid UTF-8 sequence at s[i], or 0 if it is not one.
-std::size_t utf8_len(std::string_view s, std::size_t i) {
-  const auto c = static_cast<unsigned char>(s[i]);
-  std::size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
-  if (n == 0 || i + n > s.size()) return 0;
-  for (std::size_t k = 1; k < n; ++k)
-    if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return 0;
-  if (n == 2 && c < 0xc2) return 0;  // overlong
-  if (n == 3) {
-    const auto c1 = static_cast<unsigned char>(s[i + 1]);
-    if ((c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 >= 0xa0)) return 0;  // overlong, surrogate
-  }
-  if (n == 4) {
-    const auto c1 = static_cast<unsigned char>(s[i + 1]);
-    if ((c == 0xf0 && c1 < 0x90) || c > 0xf4 || (c == 0xf4 && c1 >= 0x90)) return 0;
-  }
-  return n;
-}
 
 class JsonFormatter final : public spdlog::formatter {
  public:
@@ -97,7 +79,7 @@ void append_json_escaped(std::string& out, std::string_view s) {
     } else if (c < 0x80) {
       out += static_cast<char>(c);
       ++i;
-    } else if (std::size_t n = utf8_len(s, i)) {
+    } else if (std::size_t n = utf8_sequence_length(s, i)) {
       out.append(s.substr(i, n));
       i += n;
     } else {

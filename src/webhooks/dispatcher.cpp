@@ -190,11 +190,14 @@ void Dispatcher::Impl::deliver(const store::WebhookDelivery& d) {
   const jobs::Job& job = d.job;
   const int attempt = d.attempts + 1;
   std::optional<std::string> failure;
+  bool refused = false;  // by the URL policy: the same URL would be refused again
 
   if (!job.webhook_url || job.webhook_url->empty()) {
     failure = "no webhook_url";
   } else if (!opt.allow_private) {
-    failure = refuse_url(*job.webhook_url, false);  // DNS may have changed since submit
+    // The policy may have changed since submit (a restart without the flag).
+    failure = refuse_url(*job.webhook_url, false);
+    refused = failure.has_value();
   }
 
   if (!failure) {
@@ -215,6 +218,10 @@ void Dispatcher::Impl::deliver(const store::WebhookDelivery& d) {
     req.idle_timeout = opt.request_timeout;
     req.total_timeout = opt.request_timeout;
     req.max_response_bytes = 1u << 20;
+    // A host name is resolved here, on this thread, and each of its addresses is
+    // checked before the connection goes to it (submit only checked the URL's text).
+    if (!opt.allow_private)
+      req.check_address = [](const sockaddr& a) { return refuse_address(a); };
 
     std::shared_ptr<http::OutboundCall> call;
     try {
@@ -236,6 +243,9 @@ void Dispatcher::Impl::deliver(const store::WebhookDelivery& d) {
           failure = "receiver answered HTTP " + std::to_string(resp.status);
       } catch (const http::OutboundCancelled&) {
         cancelled = true;
+      } catch (const http::OutboundRefused& e) {
+        failure = e.what();
+        refused = true;
       } catch (const std::exception& e) {
         failure = e.what();
       }
@@ -250,6 +260,13 @@ void Dispatcher::Impl::deliver(const store::WebhookDelivery& d) {
   if (!failure) {
     store.webhook_attempted(job.id, true, std::nullopt);
     spdlog::debug("webhooks: delivered for job {} (attempt {})", job.id, attempt);
+  } else if (refused) {
+    // Not retried: the policy would refuse it again (a name that resolves to a private
+    // address is as likely an attack, DNS rebinding, as a passing misconfiguration).
+    store.webhook_attempted(job.id, false, std::nullopt);
+    spdlog::warn("webhooks: not delivering for job {} (attempt {}), refused by the URL "
+                 "policy, not retried: {}",
+                 job.id, attempt, *failure);
   } else if (attempt >= opt.max_attempts) {
     store.webhook_attempted(job.id, false, std::nullopt);
     spdlog::warn("webhooks: giving up on job {} after {} attempts: {}", job.id, attempt,

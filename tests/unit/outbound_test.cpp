@@ -3,6 +3,7 @@
 // scripted by hand and no parser is shared with the code under test.
 #include "runq/http/client.hpp"
 #include "runq/http/outbound.hpp"
+#include "runq/util/ip_address.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -19,12 +20,14 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -371,6 +374,43 @@ TEST(Outbound, BadUrlIsInvalidArgument) {
   EXPECT_THROW(rh::OutboundCall(get("http://:80/")), std::invalid_argument);
   EXPECT_THROW(rh::OutboundCall(get("http://host:99999/")), std::invalid_argument);
   EXPECT_THROW(rh::OutboundCall(get("http://[::1/")), std::invalid_argument);
+}
+
+// check_address is asked about every address the host NAME resolved to, and the call
+// connects only after it said yes: a refusal is OutboundRefused, with no connection.
+TEST(Outbound, CheckAddressSeesTheResolvedAddresses) {
+  TestServer server([](Conn& c, const std::string&) {
+    c.send("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  });
+  std::vector<std::string> seen;
+  auto req = get(server.url("/", "http", "localhost"));
+  req.check_address = [&seen](const sockaddr& a) -> std::optional<std::string> {
+    seen.push_back(runq::util::address_text(a));
+    return std::nullopt;
+  };
+  rh::OutboundCall call(req);
+  EXPECT_EQ(call.perform().body, "ok");
+  EXPECT_NE(std::find(seen.begin(), seen.end(), "127.0.0.1"), seen.end());
+}
+
+TEST(Outbound, CheckAddressRefusalMeansNoConnection) {
+  TestServer server([](Conn& c, const std::string&) {
+    c.send("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  });
+  auto req = get(server.url("/", "http", "localhost"));
+  req.check_address = [](const sockaddr& a) -> std::optional<std::string> {
+    if (runq::util::classify_address(a) == runq::util::AddressClass::global) return std::nullopt;
+    return "not public";
+  };
+  rh::OutboundCall call(req);
+  try {
+    call.perform();
+    FAIL() << "no error";
+  } catch (const rh::OutboundRefused& e) {
+    EXPECT_CONTAINS(std::string(e.what()), "not connecting to localhost:");
+    EXPECT_CONTAINS(std::string(e.what()), "not public");
+  }
+  EXPECT_EQ(server.accepted(), 0);
 }
 
 // ---------------------------------------------------------------------------------

@@ -1,6 +1,9 @@
 // webhooks::refuse_url: schemes, hosts, and every restricted address class (literal
-// addresses only: no external DNS is needed).
+// addresses only: no external DNS is needed); webhooks::refuse_address.
 #include "runq/webhooks/url_policy.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <gtest/gtest.h>
 
@@ -133,4 +136,55 @@ TEST(UrlPolicy, Unresolvable) {
   EXPECT_EQ(why("http://nothing-here.invalid/hook", true), "<allowed>");
   // A percent sign is not a host character: it never resolves.
   EXPECT_EQ(why("http://127.0.0.%31/"), kUnresolved);
+}
+
+// The submit-time check makes no DNS lookup (it runs on an I/O thread): a name passes
+// whether or not it resolves, and is judged at delivery (refuse_address). The names
+// below resolve nowhere (RFC 2606 ".example"); a lookup would have refused them.
+TEST(UrlPolicy, NamesAreNotLookedUpAtSubmit) {
+  EXPECT_EQ(why("http://no-such-name.runq-test.example/hook"), "<allowed>");
+  EXPECT_EQ(why("https://hooks.runq-test.example:8443/x?y=z"), "<allowed>");
+  EXPECT_EQ(why("http://Under_Score.example/"), "<allowed>");
+}
+
+// Names that no lookup can answer are still refused at submit, without one.
+TEST(UrlPolicy, NeverResolvingNames) {
+  for (const char* url : {"http://a..b/", "http://.a/", "http://a.b../", "http://x.INVALID/",
+                          "http://invalid/", "http://caf\xC3\xA9.example/",
+                          "http://a%2eb/", "http://a,b/"}) {
+    EXPECT_EQ(why(url), kUnresolved) << url;
+    EXPECT_EQ(why(url, true), "<allowed>") << url;
+  }
+  const std::string label(63, 'a');
+  EXPECT_EQ(why("http://" + label + ".example/"), "<allowed>");
+  EXPECT_EQ(why("http://" + label + "a.example/"), kUnresolved);
+  std::string long_name;
+  while (long_name.size() < 250) long_name += label + ".";
+  EXPECT_EQ(why("http://" + long_name + "example/"), kUnresolved);
+}
+
+namespace {
+
+std::string why_address(const char* ip) {
+  sockaddr_storage ss{};
+  if (inet_pton(AF_INET, ip, &reinterpret_cast<sockaddr_in&>(ss).sin_addr) == 1)
+    ss.ss_family = AF_INET;
+  else if (inet_pton(AF_INET6, ip, &reinterpret_cast<sockaddr_in6&>(ss).sin6_addr) == 1)
+    ss.ss_family = AF_INET6;
+  auto r = webhooks::refuse_address(reinterpret_cast<const sockaddr&>(ss));
+  return r ? *r : std::string("<allowed>");
+}
+
+}  // namespace
+
+// At delivery, each resolved address is judged by the same ranges as a literal one.
+TEST(UrlPolicy, ResolvedAddresses) {
+  EXPECT_EQ(why_address("127.0.0.1"), kRestricted + " (127.0.0.1)");
+  EXPECT_EQ(why_address("10.1.2.3"), kRestricted + " (10.1.2.3)");
+  EXPECT_EQ(why_address("169.254.169.254"), kRestricted + " (169.254.169.254)");
+  EXPECT_EQ(why_address("::1"), kRestricted + " (::1)");
+  EXPECT_EQ(why_address("::ffff:192.168.0.1"), kRestricted + " (::ffff:192.168.0.1)");
+  EXPECT_EQ(why_address("fe80::1"), kRestricted + " (fe80::1)");
+  EXPECT_EQ(why_address("8.8.8.8"), "<allowed>");
+  EXPECT_EQ(why_address("2606:4700:4700::1111"), "<allowed>");
 }

@@ -2,16 +2,20 @@
 // race forced by a store wrapper.
 #include "runq/store/sqlite_store.hpp"
 #include "runq/webhooks/dispatcher.hpp"
+#include "runq/webhooks/url_policy.hpp"
 
 #include <gtest/gtest.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -33,14 +37,63 @@ int closed_port() {
   return ntohs(a.sin_port);
 }
 
+// Forwards every call to a real store; tests override what they watch.
+class ForwardingStore : public store::Store {
+ public:
+  explicit ForwardingStore(std::unique_ptr<store::Store> inner) : in_(std::move(inner)) {}
+
+  std::vector<store::WebhookDelivery> due_webhooks(std::int64_t now, int limit) override {
+    return in_->due_webhooks(now, limit);
+  }
+  void webhook_attempted(const std::string& id, bool delivered,
+                         std::optional<std::int64_t> next_at) override {
+    in_->webhook_attempted(id, delivered, next_at);
+  }
+  std::string kind() const override { return in_->kind(); }
+  std::vector<store::InsertResult> insert(const std::vector<store::Job>& b,
+                                          std::int64_t max_new) override {
+    return in_->insert(b, max_new);
+  }
+  std::optional<store::Job> get(const std::string& id) override { return in_->get(id); }
+  std::optional<store::Job> get_status(const std::string& id) override {
+    return in_->get_status(id);
+  }
+  std::optional<store::Job> claim_next(std::int64_t now) override {
+    return in_->claim_next(now);
+  }
+  bool finish(const store::Job& j) override { return in_->finish(j); }
+  bool cancel_queued(const std::string& id, std::int64_t now,
+                     const std::optional<std::string>& reason) override {
+    return in_->cancel_queued(id, now, reason);
+  }
+  store::RemoveOutcome remove(const std::string& id) override { return in_->remove(id); }
+  store::ListPage list(const store::ListQuery& q) override { return in_->list(q); }
+  store::StatusCounts count_by_status(const std::optional<std::string>& o) override {
+    return in_->count_by_status(o);
+  }
+  store::RequeueCounts requeue_running(int max_attempts) override {
+    return in_->requeue_running(max_attempts);
+  }
+  int delete_finished_before(std::int64_t before, int limit) override {
+    return in_->delete_finished_before(before, limit);
+  }
+  bool requeue_for_retry(const std::string& id, std::int64_t not_before) override {
+    return in_->requeue_for_retry(id, not_before);
+  }
+  std::optional<std::int64_t> next_webhook_at() override { return in_->next_webhook_at(); }
+
+ protected:
+  std::unique_ptr<store::Store> in_;
+};
+
 // Forwards to a real store, forcing one interleaving: the first delivery attempt is
 // recorded only while a second read of the due deliveries (made while that delivery is
 // in flight) holds what it read, and that read returns only after the record and after
 // the dispatcher has let go of the delivery. That read's answer is stale: it still
 // shows the delivery due, the race that used to send the same webhook twice.
-class RacingStore : public store::Store {
+class RacingStore : public ForwardingStore {
  public:
-  explicit RacingStore(std::unique_ptr<store::Store> inner) : in_(std::move(inner)) {}
+  using ForwardingStore::ForwardingStore;
 
   int attempts_recorded() {
     std::lock_guard l(mu_);
@@ -80,41 +133,7 @@ class RacingStore : public store::Store {
     cv_.notify_all();
   }
 
-  std::string kind() const override { return in_->kind(); }
-  std::vector<store::InsertResult> insert(const std::vector<store::Job>& b,
-                                          std::int64_t max_new) override {
-    return in_->insert(b, max_new);
-  }
-  std::optional<store::Job> get(const std::string& id) override { return in_->get(id); }
-  std::optional<store::Job> get_status(const std::string& id) override {
-    return in_->get_status(id);
-  }
-  std::optional<store::Job> claim_next(std::int64_t now) override {
-    return in_->claim_next(now);
-  }
-  bool finish(const store::Job& j) override { return in_->finish(j); }
-  bool cancel_queued(const std::string& id, std::int64_t now,
-                     const std::optional<std::string>& reason) override {
-    return in_->cancel_queued(id, now, reason);
-  }
-  store::RemoveOutcome remove(const std::string& id) override { return in_->remove(id); }
-  store::ListPage list(const store::ListQuery& q) override { return in_->list(q); }
-  store::StatusCounts count_by_status(const std::optional<std::string>& o) override {
-    return in_->count_by_status(o);
-  }
-  store::RequeueCounts requeue_running(int max_attempts) override {
-    return in_->requeue_running(max_attempts);
-  }
-  int delete_finished_before(std::int64_t before, int limit) override {
-    return in_->delete_finished_before(before, limit);
-  }
-  bool requeue_for_retry(const std::string& id, std::int64_t not_before) override {
-    return in_->requeue_for_retry(id, not_before);
-  }
-  std::optional<std::int64_t> next_webhook_at() override { return in_->next_webhook_at(); }
-
  private:
-  std::unique_ptr<store::Store> in_;
   std::mutex mu_;
   std::condition_variable cv_;
   int reads_seeing_it_ = 0;
@@ -156,3 +175,85 @@ TEST(WebhookDispatcher, ADeliveryRecordedDuringAReadIsNotSentAgain) {
 }
 
 }  // namespace
+
+namespace {
+
+// Records the first delivery attempt and lets a test wait for it.
+class RecordingStore : public ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  struct Attempt {
+    bool delivered = false;
+    std::optional<std::int64_t> next_at;
+  };
+  std::optional<Attempt> wait_attempt(std::chrono::milliseconds within) {
+    std::unique_lock l(mu_);
+    cv_.wait_for(l, within, [&] { return first_.has_value(); });
+    return first_;
+  }
+  void webhook_attempted(const std::string& id, bool delivered,
+                         std::optional<std::int64_t> next_at) override {
+    in_->webhook_attempted(id, delivered, next_at);
+    std::lock_guard l(mu_);
+    if (!first_) first_ = Attempt{delivered, next_at};
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::optional<Attempt> first_;
+};
+
+}  // namespace
+
+// A host NAME passes the submit check (no DNS on the I/O thread); at delivery every
+// address it resolves to is checked before connecting. This machine's own name resolves
+// to a loopback or private address (127.0.1.1, a container's 172.17.x.x): refused, not
+// retried, and nothing connects to the receiver listening on every local address.
+TEST(WebhookDispatcher, ANameResolvingToAPrivateAddressIsRefusedAtDelivery) {
+  char name[256] = {};
+  ASSERT_EQ(::gethostname(name, sizeof name - 1), 0);
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (::getaddrinfo(name, nullptr, &hints, &res) != 0) GTEST_SKIP() << name << " unresolved";
+  bool all_private = true;
+  for (addrinfo* p = res; p; p = p->ai_next)
+    if (!webhooks::refuse_address(*p->ai_addr)) all_private = false;
+  ::freeaddrinfo(res);
+  if (!all_private) GTEST_SKIP() << name << " resolves to a public address";
+  const std::string url_host = name;
+  ASSERT_EQ(webhooks::refuse_url("http://" + url_host + ":1/h", false), std::nullopt)
+      << "the name must pass the submit check for this test to mean anything";
+
+  // The receiver: listening on every IPv4 address, never accepting.
+  const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_ANY);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  socklen_t len = sizeof a;
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len);
+  ASSERT_EQ(::listen(listener, 8), 0);
+  const std::string url = "http://" + url_host + ":" + std::to_string(ntohs(a.sin_port)) + "/h";
+
+  RecordingStore s(store::open_sqlite_store(":memory:"));
+  add_finished_job(s, "run_1", url);
+  webhooks::DispatcherOptions o;
+  o.request_timeout = 1000ms;
+  webhooks::Dispatcher d(s, o);
+  d.start();
+  const auto attempt = s.wait_attempt(10s);
+  d.stop();
+  ASSERT_TRUE(attempt) << "no attempt recorded";
+  EXPECT_FALSE(attempt->delivered);
+  EXPECT_EQ(attempt->next_at, std::nullopt) << "a refused delivery is not retried";
+  // No connection was made (a connect would sit in the accept queue).
+  const int accepted = ::accept(listener, nullptr, nullptr);
+  const int err = errno;
+  EXPECT_LT(accepted, 0);
+  EXPECT_TRUE(err == EAGAIN || err == EWOULDBLOCK) << err;
+  if (accepted >= 0) ::close(accepted);
+  ::close(listener);
+}

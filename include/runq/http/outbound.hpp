@@ -4,6 +4,8 @@
 // for worker/dispatcher threads, and cancellable from any other thread.
 #include "runq/http/message.hpp"
 
+#include <sys/socket.h>
+
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -25,6 +27,11 @@ struct OutboundRequest {
   std::chrono::milliseconds total_timeout{0};         // whole exchange; 0 = no limit
   std::size_t max_response_bytes = 64u << 20;         // a larger body is an error
   std::optional<std::string> ca_file;  // extra PEM bundle to trust (besides the system's)
+  // If set, called with every address the host resolves to (a literal one too) before
+  // connecting; a reason refuses the call (OutboundRefused). The connection goes to the
+  // addresses checked, never to those of a second lookup, so DNS rebinding cannot slip
+  // a private address past the check.
+  std::function<std::optional<std::string>(const sockaddr&)> check_address;
 };
 
 struct OutboundResponse {
@@ -41,6 +48,10 @@ struct OutboundResponse {
 // Could not connect, TLS failed, timed out, or the connection broke.
 struct OutboundError : std::runtime_error {
   using std::runtime_error::runtime_error;
+};
+// check_address refused an address the host resolved to; trying again will not help.
+struct OutboundRefused : OutboundError {
+  using OutboundError::OutboundError;
 };
 // cancel() was called.
 struct OutboundCancelled : OutboundError {

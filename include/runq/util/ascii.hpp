@@ -1,6 +1,7 @@
 #pragma once
 // ASCII-only case folding for protocol tokens (header values, URL schemes, origins):
 // locale-free, so "I" never becomes a dotless i.
+#include <string>
 #include <string_view>
 
 namespace runq::util {
@@ -19,6 +20,13 @@ constexpr bool iequals(std::string_view a, std::string_view b) {
 // `s` starts with `prefix`, ignoring ASCII case.
 constexpr bool istarts_with(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+}
+
+// `s` with A-Z lowered (header names, schemes, enum-like options).
+inline std::string to_lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = ascii_lower(c);
+  return out;
 }
 
 }  // namespace runq::util
