@@ -82,7 +82,9 @@ std::optional<Response> parse_list_query(std::string_view query, store::ListQuer
     if (!st) return error_response(400, "Invalid status: " + *v + std::string(kInvalidStatus));
     q.status = *st;
   }
-  if (const std::string* v = query_value(params, "session_id")) q.session_id = *v;
+  // Empty is no filter, as in PraisonAI (a form's empty field, `?session_id=`).
+  if (const std::string* v = query_value(params, "session_id"); v && !v->empty())
+    q.session_id = *v;
   return std::nullopt;
 }
 
