@@ -4,6 +4,7 @@
 #include "responses.hpp"
 
 #include "runq/api/json_render.hpp"
+#include "runq/api/query.hpp"
 #include "runq/api/sse_stream.hpp"
 #include "runq/api/validation.hpp"
 

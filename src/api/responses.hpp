@@ -2,7 +2,7 @@
 // The answers the routes share: JSON bodies, error details, the refusals every route may
 // give. Internal to the api layer.
 #include "runq/api/json_render.hpp"
-#include "runq/api/validation.hpp"
+#include "runq/api/validation_errors.hpp"
 #include "runq/http/message.hpp"
 
 #include <string>

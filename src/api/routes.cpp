@@ -3,6 +3,7 @@
 
 #include "responses.hpp"
 
+#include "runq/api/query.hpp"
 #include "runq/util/ids.hpp"
 
 #include <spdlog/spdlog.h>
