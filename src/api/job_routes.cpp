@@ -298,8 +298,8 @@ std::optional<Response> Router::stream(Call& call) {
   r.content_type = "text/event-stream";
   r.headers.push_back({"Cache-Control", "no-cache"});
   r.headers.push_back({"X-Accel-Buffering", "no"});
-  r.stream = std::make_shared<JobEventStream>(std::move(log),
-                                              parse_last_event_id(call.request.header("last-event-id")));
+  const std::string* last_event_id = call.request.header("last-event-id");
+  r.stream = std::make_shared<JobEventStream>(std::move(log), parse_last_event_id(last_event_id));
   return r;
 }
 

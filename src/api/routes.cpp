@@ -17,16 +17,16 @@ namespace runq::api {
 
 // Rows in the order of their metrics slots; the slot after the last is "other".
 const Router::Route Router::kRoutes[] = {
-    // path                            GET                   POST             DELETE           key
-    {"/health",                        &Router::health,      nullptr,         nullptr,         false},
-    {"/stats",                         &Router::stats,       nullptr,         nullptr,         true},
-    {"/metrics",                       &Router::metrics,     nullptr,         nullptr,         true},
-    {"/openapi.json",                  &Router::openapi,     nullptr,         nullptr,         true},
-    {"/api/v1/runs",                   &Router::list,        &Router::submit, nullptr,         true},
-    {"/api/v1/runs/{job_id}",          &Router::get_status,  nullptr,         &Router::remove, true},
-    {"/api/v1/runs/{job_id}/result",   &Router::get_result,  nullptr,         nullptr,         true},
-    {"/api/v1/runs/{job_id}/cancel",   nullptr,              &Router::cancel, nullptr,         true},
-    {"/api/v1/runs/{job_id}/stream",   &Router::stream,      nullptr,         nullptr,         true},
+    // path                           GET                  POST             DELETE           key
+    {"/health",                       &Router::health,     nullptr,         nullptr,         false},
+    {"/stats",                        &Router::stats,      nullptr,         nullptr,         true},
+    {"/metrics",                      &Router::metrics,    nullptr,         nullptr,         true},
+    {"/openapi.json",                 &Router::openapi,    nullptr,         nullptr,         true},
+    {"/api/v1/runs",                  &Router::list,       &Router::submit, nullptr,         true},
+    {"/api/v1/runs/{job_id}",         &Router::get_status, nullptr,         &Router::remove, true},
+    {"/api/v1/runs/{job_id}/result",  &Router::get_result, nullptr,         nullptr,         true},
+    {"/api/v1/runs/{job_id}/cancel",  nullptr,             &Router::cancel, nullptr,         true},
+    {"/api/v1/runs/{job_id}/stream",  &Router::stream,     nullptr,         nullptr,         true},
 };
 const std::size_t Router::kRouteCount = std::size(Router::kRoutes);
 
@@ -64,7 +64,7 @@ std::string decode_id(std::string_view raw) {
 }  // namespace
 
 RouteMatch match_route(std::string_view path) {
-  static_assert(std::size(Router::kRoutes) < metrics::kRoutes, "a metrics slot per route and other");
+  static_assert(std::size(Router::kRoutes) < metrics::kRoutes, "a slot per route, and other");
   static_assert(std::size(Router::kRoutes) < RouteMatch::kNone);
   for (std::size_t r = 0; r < Router::kRouteCount; ++r) {
     RouteMatch m;
