@@ -34,28 +34,6 @@ namespace {
 
 constexpr std::string_view kOther = "other";
 
-// True if `path` fits the template `pattern`, whose "{...}" matches one non-empty segment
-// (its place in the path goes to `m`); every other character must be the same.
-bool fits(std::string_view pattern, std::string_view path, RouteMatch& m) {
-  std::size_t p = 0, i = 0;
-  while (p < pattern.size()) {
-    if (pattern[p] == '{') {
-      std::size_t end = path.find('/', i);
-      if (end == std::string_view::npos) end = path.size();
-      if (end == i) return false;
-      m.id_begin = i;
-      m.id_size = end - i;
-      p = pattern.find('}', p) + 1;
-      i = end;
-      continue;
-    }
-    if (i == path.size() || path[i] != pattern[p]) return false;
-    ++p;
-    ++i;
-  }
-  return i == path.size();
-}
-
 // The job id from the path: percent-decoded only when it needs it (the hot path doesn't).
 std::string decode_id(std::string_view raw) {
   return raw.find('%') == std::string_view::npos ? std::string(raw) : percent_decode(raw, false);
@@ -66,9 +44,24 @@ std::string decode_id(std::string_view raw) {
 RouteMatch match_route(std::string_view path) {
   static_assert(std::size(Router::kRoutes) < metrics::kRoutes, "a slot per route, and other");
   static_assert(std::size(Router::kRoutes) < RouteMatch::kNone);
+  // True if `path` fits the row's template: the same text, "{job_id}" standing for one
+  // non-empty segment (its place in the path goes to `m`). Whole pieces are compared, the
+  // template is not scanned per request.
+  auto fits = [path](const Router::Route& route, RouteMatch& m) {
+    if (!route.has_id) return path == route.path;
+    const std::size_t fixed = route.prefix.size() + route.suffix.size();
+    if (path.size() <= fixed || !path.starts_with(route.prefix) ||
+        !path.ends_with(route.suffix))
+      return false;
+    const std::string_view id = path.substr(route.prefix.size(), path.size() - fixed);
+    if (id.find('/') != std::string_view::npos) return false;
+    m.id_begin = route.prefix.size();
+    m.id_size = id.size();
+    return true;
+  };
   for (std::size_t r = 0; r < Router::kRouteCount; ++r) {
     RouteMatch m;
-    if (fits(Router::kRoutes[r].path, path, m)) {
+    if (fits(Router::kRoutes[r], m)) {
       m.route = static_cast<std::uint8_t>(r);
       return m;
     }
@@ -77,12 +70,12 @@ RouteMatch match_route(std::string_view path) {
 }
 
 std::string_view route_template(const RouteMatch& match) {
-  return match.found() ? std::string_view(Router::kRoutes[match.route].path) : kOther;
+  return match.found() ? Router::kRoutes[match.route].path : kOther;
 }
 
 metrics::RouteLabel metrics_route(const RouteMatch& match) {
   if (!match.found()) return {Router::kRouteCount, kOther.data()};
-  return {match.route, Router::kRoutes[match.route].path};
+  return {match.route, Router::kRoutes[match.route].path.data()};  // a literal: NUL-terminated
 }
 
 Router::Handler Router::handler_of(const Route& route, std::string_view method) {

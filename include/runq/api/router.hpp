@@ -84,13 +84,28 @@ class Router {
 
   // A row of the route table (routes.cpp), the one list of the API's routes.
   struct Route {
-    // The path template, matched literally but for "{job_id}" (one non-empty segment); it
-    // is also the route's label in access logs and metrics.
-    const char* path;
-    Handler get;  // the handler of each method; nullptr: 405 (and not in Allow)
+    // `path`: the template, a string literal, matched literally but for at most one
+    // "{job_id}" (one non-empty segment); it is also the route's label in access logs and
+    // metrics. The handler of each method; nullptr: 405 (and not in Allow). needs_key:
+    // false for a route answered without an API key even when keys are on.
+    constexpr Route(std::string_view path, Handler get, Handler post, Handler del,
+                    bool needs_key)
+        : path(path),
+          has_id(path.find('{') != std::string_view::npos),
+          prefix(has_id ? path.substr(0, path.find('{')) : path),
+          suffix(has_id ? path.substr(path.find('}') + 1) : std::string_view{}),
+          get(get),
+          post(post),
+          del(del),
+          needs_key(needs_key) {}
+    std::string_view path;
+    bool has_id;
+    std::string_view prefix;  // the template before and after "{job_id}", computed once
+    std::string_view suffix;  // (the table is constant-initialized)
+    Handler get;
     Handler post;
     Handler del;
-    bool needs_key;  // false: answered without an API key even when keys are on
+    bool needs_key;
   };
   static const Route kRoutes[];
   static const std::size_t kRouteCount;
