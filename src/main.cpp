@@ -135,9 +135,8 @@ int serve(const runq::config::ServeConfig& cfg) {
   runq::api::Router router(service, api_options);
   // Request ids, access log and HTTP metrics around every answer of the router.
   runq::http::Handler handler = runq::api::observed(
-      [&router](runq::http::Request&& req, runq::http::Reply reply) {
-        router.handle(std::move(req), std::move(reply));
-      },
+      [&router](runq::http::Request&& req, const runq::api::RouteMatch& match,
+                runq::http::Reply reply) { router.handle(std::move(req), match, std::move(reply)); },
       cfg.access_log == "on");
 
   runq::http::ServerOptions http_options;

@@ -1,9 +1,7 @@
 #include "runq/api/access_log.hpp"
 
-#include "runq/api/router.hpp"
 #include "runq/metrics/runq_metrics.hpp"
 #include "runq/util/log.hpp"
-
 
 #include <atomic>
 #include <chrono>
@@ -39,31 +37,39 @@ std::string new_request_id() {
   return std::string(buf, 9 + static_cast<std::size_t>(digits));
 }
 
-http::Handler observed(http::Handler inner, bool access_log) {
+http::Handler observed(RoutedHandler inner, bool access_log) {
   return [inner = std::move(inner), access_log](http::Request&& request, http::Reply reply) {
     const auto start = std::chrono::steady_clock::now();
     std::string id = sane_request_id(request.header("x-request-id")).value_or("");
     if (id.empty()) id = new_request_id();
-    const metrics::Route route = route_of(request.path);
-    auto done = [reply = std::move(reply), start, route, id, method = request.method,
+    const RouteMatch match = match_route(request.path);
+    auto done = [reply = std::move(reply), start, match, id, method = request.method,
                  remote = request.remote, access_log](http::Response r) {
       const double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       const int status = r.status;
       r.headers.push_back({"X-Request-ID", id});
       reply(std::move(r));  // answer first: the bookkeeping below need not delay it
-      metrics::runq().http_request(route, method, status, seconds);
+      metrics::runq().http_request(metrics_route(match), method, status, seconds);
       if (!access_log) return;
       util::log::event(spdlog::level::info, "request",
                        {{"method", method},
-                        {"route", metrics::route_template(route)},
+                        {"route", route_template(match)},
                         {"status", status},
                         {"duration_ms", seconds * 1000.0},
                         {"request_id", id},
                         {"remote", remote}});
     };
-    inner(std::move(request), std::move(done));
+    inner(std::move(request), match, std::move(done));
   };
+}
+
+http::Handler observed(http::Handler inner, bool access_log) {
+  return observed(
+      [inner = std::move(inner)](http::Request&& request, const RouteMatch&, http::Reply reply) {
+        inner(std::move(request), std::move(reply));
+      },
+      access_log);
 }
 
 }  // namespace runq::api

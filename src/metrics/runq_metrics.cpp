@@ -25,22 +25,6 @@ constexpr std::string_view kStoreOpNames[] = {"insert_batch", "claim", "finish"}
 
 }  // namespace
 
-std::string_view route_template(Route r) {
-  switch (r) {
-    case Route::health: return "/health";
-    case Route::stats: return "/stats";
-    case Route::metrics: return "/metrics";
-    case Route::openapi: return "/openapi.json";
-    case Route::runs: return "/api/v1/runs";
-    case Route::run: return "/api/v1/runs/{job_id}";
-    case Route::run_result: return "/api/v1/runs/{job_id}/result";
-    case Route::run_cancel: return "/api/v1/runs/{job_id}/cancel";
-    case Route::run_stream: return "/api/v1/runs/{job_id}/stream";
-    case Route::other: break;
-  }
-  return "other";
-}
-
 RunqMetrics::RunqMetrics() : queue_wait_(kJobBounds), batch_size_(kBatchBounds) {
   static_assert(std::size(kCodeValues) + 1 == kCodes);
   for (std::size_t i = 0; i < kOutcomes; ++i) duration_.emplace_back(kJobBounds);
@@ -71,9 +55,12 @@ std::size_t RunqMetrics::code_index(int status) {
   return kCodes - 1;
 }
 
-void RunqMetrics::http_request(Route route, std::string_view method, int status,
+void RunqMetrics::http_request(RouteLabel route, std::string_view method, int status,
                                double seconds) {
-  const auto r = static_cast<std::size_t>(route);
+  const std::size_t r = route.slot < kRoutes ? route.slot : kRoutes - 1;
+  // Written once per slot in practice; the load keeps the cache line shared after that.
+  if (route_labels_[r].load(std::memory_order_relaxed) != route.label)
+    route_labels_[r].store(route.label, std::memory_order_release);
   requests_[(r * kMethods + method_index(method)) * kCodes + code_index(status)].inc();
   latency_[r].observe(seconds);
 }
@@ -116,26 +103,28 @@ std::string RunqMetrics::render(const Gauges& g) const {
 
   w.family("runq_http_requests_total", "counter",
            "HTTP requests answered by the API, by method, route template and status code.");
-  for (std::size_t r = 0; r < kRoutes; ++r)
+  for (std::size_t r = 0; r < kRoutes; ++r) {
+    const char* route = route_labels_[r].load(std::memory_order_acquire);
+    if (!route) continue;  // never requested
     for (std::size_t m = 0; m < kMethods; ++m)
       for (std::size_t c = 0; c < kCodes; ++c) {
         const auto n = requests_[(r * kMethods + m) * kCodes + c].value();
         if (n == 0) continue;
         const std::string code = code_label(c);
         w.sample("runq_http_requests_total",
-                 {{"method", kMethodNames[m]},
-                  {"route", route_template(static_cast<Route>(r))},
-                  {"code", code}},
+                 {{"method", kMethodNames[m]}, {"route", route}, {"code", code}},
                  static_cast<double>(n));
       }
+  }
   w.family("runq_http_request_duration_seconds", "histogram",
            "Time from a whole request read to its answer (SSE: to the start of the stream), "
            "by route template.");
   for (std::size_t r = 0; r < kRoutes; ++r) {
+    const char* route = route_labels_[r].load(std::memory_order_acquire);
+    if (!route) continue;
     auto snap = latency_[r].snapshot();
     if (snap.count == 0) continue;
-    w.histogram("runq_http_request_duration_seconds",
-                {{"route", route_template(static_cast<Route>(r))}}, snap);
+    w.histogram("runq_http_request_duration_seconds", {{"route", route}}, snap);
   }
   w.family("runq_http_rejected_total", "counter",
            "Requests the HTTP layer answered by itself (400 malformed, 413 body too large, "

@@ -5,6 +5,7 @@
 // Input: byte 0 picks what the rest is —
 //   'B' a submit body; 'H' an Idempotency-Key header line, then the body;
 //   'Q' a query string; anything else: all of them in turn.
+#include "runq/api/query.hpp"
 #include "runq/api/validation.hpp"
 
 #include "fuzz_check.hpp"

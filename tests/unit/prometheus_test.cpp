@@ -13,6 +13,11 @@
 using namespace runq::metrics;
 
 namespace {
+
+// Routes as the API's route table hands them to the metrics (slot, label).
+constexpr RouteLabel kRuns{4, "/api/v1/runs"};
+constexpr RouteLabel kRun{5, "/api/v1/runs/{job_id}"};
+constexpr RouteLabel kOther{9, "other"};
 constexpr double kBounds[] = {0.1, 1, 10};
 }
 
@@ -101,8 +106,8 @@ TEST(RunqMetrics, RendersEveryFamilyAndBoundedRoutes) {
   m.job_started(true, 0.2);
   m.job_finished(JobOutcome::succeeded, 1.5);
   m.job_finished(JobOutcome::cancelled, -1);  // never ran: counted, no duration
-  m.http_request(Route::run, "GET", 200, 0.002);
-  m.http_request(Route::other, "PUT", 404, 0.001);
+  m.http_request(kRun, "GET", 200, 0.002);
+  m.http_request(kOther, "PUT", 404, 0.001);
   m.http_rejected(413);
   m.store_op(StoreOp::claim, 0.001);
   RunqMetrics::Gauges g;
@@ -146,6 +151,6 @@ TEST(RunqMetrics, RendersEveryFamilyAndBoundedRoutes) {
     EXPECT_TRUE(line.starts_with(family)) << line << " outside " << family;
   }
   // A code runq never answers with is "other", not a new series per value.
-  m.http_request(Route::runs, "GET", 299, 0.001);
+  m.http_request(kRuns, "GET", 299, 0.001);
   EXPECT_NE(m.render(g).find("route=\"/api/v1/runs\",code=\"other\"} 1"), std::string::npos);
 }

@@ -1,5 +1,7 @@
 // api::parse_submit and the query/content-type helpers: every rule, every 422 shape.
+#include "runq/api/query.hpp"
 #include "runq/api/validation.hpp"
+#include "runq/jobs/fingerprint.hpp"
 
 #include <gtest/gtest.h>
 
@@ -500,11 +502,11 @@ TEST(Validation, IdempotencyKeyScopes) {
 }
 
 TEST(Validation, SessionScopedKeysNeverCollide) {
-  auto a = api::scoped_idempotency_key("session", std::string("a:b"), "c");
-  auto b = api::scoped_idempotency_key("session", std::string("a"), "b:c");
+  auto a = jobs::scoped_idempotency_key("session", std::string("a:b"), "c");
+  auto b = jobs::scoped_idempotency_key("session", std::string("a"), "b:c");
   EXPECT_NE(*a, *b);
-  EXPECT_NE(*api::scoped_idempotency_key("global", std::nullopt, "s:0::k"),
-            *api::scoped_idempotency_key("session", std::nullopt, "k"));
+  EXPECT_NE(*jobs::scoped_idempotency_key("global", std::nullopt, "s:0::k"),
+            *jobs::scoped_idempotency_key("session", std::nullopt, "k"));
 }
 
 TEST(Validation, HeaderKeyWinsOverBody) {

@@ -6,8 +6,9 @@
 #include "runq/jobs/job_service.hpp"
 #include "runq/metrics/runq_metrics.hpp"
 
+#include <cstddef>
+#include <cstdint>
 #include <functional>
-
 #include <memory>
 #include <optional>
 #include <string>
@@ -32,41 +33,101 @@ struct ApiOptions {
   std::function<std::int64_t()> open_connections;
 };
 
-// The route template a path belongs to (metrics::Route::other for unknown paths): what
-// access logs and metrics say instead of the raw path.
-metrics::Route route_of(std::string_view path);
+// What a request's path matched in the route table: which route, and where the job id is
+// in the path. Plain data: the path is matched once per request and the match handed on
+// (the access log and the metrics read its label, the router dispatches on it).
+struct RouteMatch {
+  static constexpr std::uint8_t kNone = 0xff;
+  std::uint8_t route = kNone;  // row of the route table; kNone: no route
+  std::size_t id_begin = 0;    // the {job_id} segment, as offsets: the match may outlive
+  std::size_t id_size = 0;     // a move of the request's path
+  bool found() const { return route != kNone; }
+  // The raw (not percent-decoded) job id segment of `path`; "" for routes without one.
+  std::string_view id(std::string_view path) const { return path.substr(id_begin, id_size); }
+};
+
+// The row of the route table `path` fits, if any. No regex, no allocation.
+RouteMatch match_route(std::string_view path);
+// The route's template ("/api/v1/runs/{job_id}"), "other" for no route: the `route` of
+// the access log and of the HTTP metrics (a raw path would make one series per job id).
+std::string_view route_template(const RouteMatch& match);
+// The route as the HTTP metrics count it (slot and label).
+metrics::RouteLabel metrics_route(const RouteMatch& match);
 
 // Maps each route of the API to JobService calls and renders the JSON answers.
 // No Beast, no SQL: a plain Request in, a Response out (through `reply`).
 class Router {
  public:
   Router(jobs::JobService& service, ApiOptions options);
+  // Matches the request's path, then answers as below.
   void handle(http::Request&& request, http::Reply reply);
+  // Answers a request whose path was already matched (`match` = match_route(request.path)).
+  void handle(http::Request&& request, const RouteMatch& match, http::Reply reply);
 
  private:
   // Whose jobs a request may see: nullopt when keys are off (every job), else the
   // owner id of the caller's key (only the jobs that key submitted).
   using Caller = std::optional<std::string>;
 
-  // The routes, one each. A route returns the answer to send now, or nullopt once it has
-  // handed `reply` on (taken it, leaving `reply` empty) to be answered later. `id` is
-  // the decoded, valid job id from the path. A job the caller may not see is answered
-  // exactly like a job that does not exist (404).
-  std::optional<http::Response> submit(const http::Request& request, const Caller& caller,
-                                       http::Reply& reply);
-  http::Response list(const http::Request& request, const Caller& caller);
-  std::optional<http::Response> get_status(const http::Request& request, const std::string& id,
-                                           const Caller& caller, http::Reply& reply);
-  http::Response remove(const std::string& id, const Caller& caller);
-  std::optional<http::Response> get_result(const http::Request& request, const std::string& id,
-                                           const Caller& caller, http::Reply& reply);
-  http::Response cancel(const std::string& id, const Caller& caller);
-  http::Response stream(const http::Request& request, const std::string& id,
-                        const Caller& caller);
-  http::Response health();
-  http::Response stats(const Caller& caller);
-  http::Response metrics();
-  http::Response openapi();
+  // What a route handler gets: the request, the decoded, valid job id from the path ("" for
+  // routes without one), the caller, and the reply to hand on when answering later.
+  struct Call {
+    const http::Request& request;
+    const std::string& id;
+    const Caller& caller;
+    http::Reply& reply;
+  };
+  // A route handler returns the answer to send now, or nullopt once it has handed `reply`
+  // on (taken it, leaving `reply` empty) to be answered later. A job the caller may not
+  // see is answered exactly like a job that does not exist (404).
+  using Handler = std::optional<http::Response> (Router::*)(Call& call);
+
+  // A row of the route table (routes.cpp), the one list of the API's routes.
+  struct Route {
+    // `path`: the template, a string literal, matched literally but for at most one
+    // "{job_id}" (one non-empty segment); it is also the route's label in access logs and
+    // metrics. The handler of each method; nullptr: 405 (and not in Allow). needs_key:
+    // false for a route answered without an API key even when keys are on.
+    constexpr Route(std::string_view path, Handler get, Handler post, Handler del,
+                    bool needs_key)
+        : path(path),
+          has_id(path.find('{') != std::string_view::npos),
+          prefix(has_id ? path.substr(0, path.find('{')) : path),
+          suffix(has_id ? path.substr(path.find('}') + 1) : std::string_view{}),
+          get(get),
+          post(post),
+          del(del),
+          needs_key(needs_key) {}
+    std::string_view path;
+    bool has_id;
+    std::string_view prefix;  // the template before and after "{job_id}", computed once
+    std::string_view suffix;  // (the table is constant-initialized)
+    Handler get;
+    Handler post;
+    Handler del;
+    bool needs_key;
+  };
+  static const Route kRoutes[];
+  static const std::size_t kRouteCount;
+  friend RouteMatch match_route(std::string_view path);
+  friend std::string_view route_template(const RouteMatch& match);
+  friend metrics::RouteLabel metrics_route(const RouteMatch& match);
+  // The handler of `method` on `route`, or nullptr. The Allow header lists the others.
+  static Handler handler_of(const Route& route, std::string_view method);
+  static std::string_view allowed_methods(const Route& route);
+
+  // The routes (job_routes.cpp, service_routes.cpp).
+  std::optional<http::Response> submit(Call& call);
+  std::optional<http::Response> list(Call& call);
+  std::optional<http::Response> get_status(Call& call);
+  std::optional<http::Response> remove(Call& call);
+  std::optional<http::Response> get_result(Call& call);
+  std::optional<http::Response> cancel(Call& call);
+  std::optional<http::Response> stream(Call& call);
+  std::optional<http::Response> health(Call& call);
+  std::optional<http::Response> stats(Call& call);
+  std::optional<http::Response> metrics(Call& call);
+  std::optional<http::Response> openapi(Call& call);
 
   // True if the job exists and the caller may see it.
   bool visible(const std::string& id, const Caller& caller);
@@ -83,10 +144,7 @@ class Router {
   // `answer` now; or, when the request has ?wait=N and the job isn't terminal yet, hands
   // `reply` on and answers once wait_terminal reports the job ended or the wait ran out.
   // A bad ?wait= is a 422. `what` names the route in logs.
-  std::optional<http::Response> answer_or_wait(const http::Request& request,
-                                               const std::string& id, const Caller& caller,
-                                               http::Reply& reply, Answer answer,
-                                               std::string_view what);
+  std::optional<http::Response> answer_or_wait(Call& call, Answer answer, std::string_view what);
 
   // Base of poll_url/stream_url/Location: public_url, else "http://" + Host.
   std::string base_url(const http::Request& request) const;

@@ -5,6 +5,7 @@
 #include "runq/metrics/prometheus.hpp"
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -13,13 +14,14 @@
 
 namespace runq::metrics {
 
-// The route templates of the API: the only values of the `route` label (a raw path
-// would make one series per job id).
-enum class Route {
-  health, stats, metrics, openapi, runs, run, run_result, run_cancel, run_stream, other
+// A route of the API as the metrics count it: a slot below kRoutes (one series per route,
+// never one per path or job id) and the `route` label, a string literal such as
+// "/api/v1/runs/{job_id}". The API's route table hands these out (api::metrics_route).
+struct RouteLabel {
+  std::size_t slot;
+  const char* label;
 };
-inline constexpr std::size_t kRoutes = 10;
-std::string_view route_template(Route r);
+inline constexpr std::size_t kRoutes = 16;
 
 // How a job ended.
 enum class JobOutcome { succeeded, failed, cancelled };
@@ -46,7 +48,7 @@ class RunqMetrics {
   void commit_batch(std::size_t jobs) { batch_size_.observe(static_cast<double>(jobs)); }
 
   // One answered HTTP request.
-  void http_request(Route route, std::string_view method, int status, double seconds);
+  void http_request(RouteLabel route, std::string_view method, int status, double seconds);
   // An answer the HTTP layer gave by itself (400, 413, 431; 503 over max connections).
   void http_rejected(int status);
 
@@ -79,7 +81,9 @@ class RunqMetrics {
   std::deque<Histogram> store_;     // per StoreOp
   Histogram batch_size_;
   std::array<Counter, kRoutes * kMethods * kCodes> requests_;
-  std::deque<Histogram> latency_;   // per route
+  std::deque<Histogram> latency_;   // per route slot
+  // Each slot's label, set by its first request (a slot with no request is not rendered).
+  std::array<std::atomic<const char*>, kRoutes> route_labels_{};
   std::array<Counter, kCodes> rejected_;
 };
 

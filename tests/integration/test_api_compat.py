@@ -1,0 +1,84 @@
+"""Where runq meets PraisonAI's own clients: the compatibility details of docs/api.md
+("Where runq differs from PraisonAI's server"). The first tests are behaviour runq shares
+with PraisonAI; the rest pin differences that are documented and kept on purpose, so that
+changing one means changing its line in docs/api.md too."""
+from conftest import submit, wait_status
+
+RUNS = "/api/v1/runs"
+BAD_STATUS = ("Invalid status: {}. Valid values: "
+              "['queued', 'running', 'succeeded', 'failed', 'cancelled']")
+
+
+def ids(body):
+    return [j["job_id"] for j in body["jobs"]]
+
+
+# --- shared with PraisonAI ---------------------------------------------------------------
+
+def test_empty_session_id_is_no_filter(client):
+    # PraisonAI filters only on a non-empty session_id; a form with an empty field sends `?session_id=`.
+    a = submit(client, "a", session_id="A")["job_id"]
+    none = submit(client, "none")["job_id"]
+    empty = submit(client, "empty", session_id="")["job_id"]
+    for j in (a, none, empty):
+        wait_status(client, j)
+    body = client.get(f"{RUNS}?session_id=").json()
+    assert ids(body) == [empty, none, a] and body["total"] == 3, body
+    both = client.get(f"{RUNS}?session_id=&status=succeeded").json()
+    assert ids(both) == [empty, none, a], both
+    # The last value wins (FastAPI's rule for a scalar), an empty one too.
+    assert ids(client.get(f"{RUNS}?session_id=&session_id=A").json()) == [a]
+    assert client.get(f"{RUNS}?session_id=A&session_id=").json()["total"] == 3
+
+
+def test_idempotency_scope_none_never_dedupes_a_header_key(client):
+    # The scope is the client's word that the request is not idempotent, whoever sent the key.
+    h = {"Idempotency-Key": "nk"}
+    first = submit(client, "x", headers=h, idempotency_scope="none")["job_id"]
+    second = submit(client, "x", headers=h, idempotency_scope="none")["job_id"]
+    assert first != second
+    # The key was never recorded: a later global submit with it is a new job, not a 409.
+    third = submit(client, "y", headers=h)["job_id"]
+    assert third not in (first, second)
+    assert client.get("/stats").json()["total_jobs"] == 3
+
+
+# --- documented differences, kept --------------------------------------------------------
+
+def test_empty_status_is_400(client):
+    r = client.get(f"{RUNS}?status=")
+    assert r.status_code == 400
+    assert r.json() == {"detail": BAD_STATUS.format("")}
+
+
+def test_integer_strings_are_refused(client):
+    for field in ("timeout", "priority", "max_retries"):
+        r = client.post(RUNS, json={"prompt": "x", field: "5"})
+        assert r.status_code == 422, (field, r.text)
+        [e] = r.json()["detail"]
+        assert e["type"] == "int_type" and e["loc"] == ["body", field], e
+
+
+def test_stats_has_no_executor_member(client):
+    assert set(client.get("/stats").json()) == {"total_jobs", "by_status"}
+
+
+def test_result_of_failed_and_cancelled_jobs_is_400(client):
+    failed = submit(client, "f", config={"fail_with": "boom"})["job_id"]
+    wait_status(client, failed)
+    r = client.get(f"{RUNS}/{failed}/result")
+    assert r.status_code == 400
+    assert r.json() == {"detail": "Job failed. No result available.", "error": "boom"}
+    slow = submit(client, "s", config={"sleep_seconds": 30})["job_id"]
+    assert client.post(f"{RUNS}/{slow}/cancel").status_code == 200
+    r = client.get(f"{RUNS}/{slow}/result")
+    assert r.status_code == 400
+    assert r.json()["detail"] == "Job was cancelled. No result available."
+
+
+def test_replayed_submit_says_queued(client):
+    first = submit(client, "x", idempotency_key="rk")
+    assert wait_status(client, first["job_id"])["status"] == "succeeded"
+    again = submit(client, "x", idempotency_key="rk")
+    assert again["job_id"] == first["job_id"]
+    assert again["status"] == "queued"  # the state at acceptance, as on the first 202
