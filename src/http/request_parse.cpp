@@ -43,7 +43,7 @@ ParseError classify_read_error(const beast::error_code& ec) {
 
 bool expects_continue(const RequestParser& parser) {
   const auto& msg = parser.get();
-  return msg.version() >= 11 && beast::iequals(msg[bhttp::field::expect], "100-continue");
+  return msg.version() >= 11 && util::iequals(msg[bhttp::field::expect], "100-continue");
 }
 
 Request to_request(RequestParser& parser, std::string remote) {

@@ -1,6 +1,7 @@
 #include "response_head.hpp"
 
-#include <boost/beast/core/string.hpp>
+#include "runq/util/ascii.hpp"
+
 #include <boost/beast/http/status.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/fmt/fmt.h>
@@ -13,7 +14,6 @@
 namespace runq::http {
 
 namespace {
-namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 
 std::string detail_body(std::string_view detail) {
@@ -32,8 +32,8 @@ bool header_is_safe(const Header& h) {
 
 // We own message framing: the api layer must not set these.
 bool is_framing_header(std::string_view name) {
-  return beast::iequals(name, "content-length") || beast::iequals(name, "transfer-encoding") ||
-         beast::iequals(name, "connection");
+  return util::iequals(name, "content-length") || util::iequals(name, "transfer-encoding") ||
+         util::iequals(name, "connection");
 }
 
 // The Date header value (RFC 9110 asks origin servers to send one), formatted at most
@@ -64,7 +64,7 @@ Response internal_error() { return error_response(500, "Internal server error");
 
 bool has_header(const std::vector<Header>& headers, std::string_view name) {
   for (const auto& h : headers)
-    if (beast::iequals(h.name, name)) return true;
+    if (util::iequals(h.name, name)) return true;
   return false;
 }
 
