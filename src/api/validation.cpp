@@ -5,6 +5,8 @@
 
 #include "runq/jobs/fingerprint.hpp"
 #include "runq/util/ascii.hpp"
+#include "runq/util/url.hpp"
+#include "runq/util/utf8.hpp"
 #include "runq/webhooks/url_policy.hpp"
 
 namespace runq::api {
@@ -13,59 +15,20 @@ using nlohmann::json;
 
 namespace {
 
-// Code points in a valid UTF-8 string.
-std::size_t utf8_length(std::string_view s) {
-  std::size_t n = 0;
-  for (unsigned char c : s)
-    if ((c & 0xC0) != 0x80) ++n;
-  return n;
-}
-
 // An absolute http(s) URL with a host (and a numeric port, if any); no spaces or controls.
 bool is_http_url(std::string_view url) {
   if (url.size() > kMaxWebhookUrlLen) return false;
   for (unsigned char c : url)
     if (c <= 0x20 || c == 0x7f) return false;
-  std::string_view rest;
-  if (util::istarts_with(url, "http://")) rest = url.substr(7);
-  else if (util::istarts_with(url, "https://")) rest = url.substr(8);
-  else return false;
-  std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
-  if (auto at = authority.rfind('@'); at != std::string_view::npos)
-    authority = authority.substr(at + 1);
-  std::string_view host = authority, port;
-  if (!authority.empty() && authority.front() == '[') {
-    auto close = authority.find(']');
-    if (close == std::string_view::npos || close < 2) return false;
-    host = authority.substr(0, close + 1);
-    std::string_view after = authority.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') return false;
-      port = after.substr(1);
-      if (port.empty()) return false;
-    }
-  } else if (auto colon = authority.rfind(':'); colon != std::string_view::npos) {
-    host = authority.substr(0, colon);
-    port = authority.substr(colon + 1);
-    if (port.empty()) return false;
-  }
-  if (host.empty()) return false;
-  if (!port.empty()) {
-    if (port.size() > 5) return false;
-    long v = 0;
-    for (char c : port) {
-      if (c < '0' || c > '9') return false;
-      v = v * 10 + (c - '0');
-    }
-    if (v < 1 || v > 65535) return false;
-  }
-  return true;
+  const auto parsed = util::parse_url(url);
+  const auto* u = std::get_if<util::Url>(&parsed);
+  return u && !u->empty_port;
 }
 
 // Checks an idempotency key's text; adds an error at `loc` if bad.
 bool check_idempotency_key(const std::string& key, const Json& loc, ValidationErrors& errors) {
   if (!check_text(key, loc, errors)) return false;
-  std::size_t len = utf8_length(key);
+  std::size_t len = util::utf8_length(key);
   if (len == 0 || len > kMaxIdempotencyKeyLen) {
     errors.add("value_error", loc,
                "Value error, idempotency_key must be 1 to " +
@@ -77,34 +40,6 @@ bool check_idempotency_key(const std::string& key, const Json& loc, ValidationEr
 }
 
 }  // namespace
-
-bool is_valid_utf8(std::string_view s) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const auto* end = p + s.size();
-  while (p < end) {
-    unsigned char c = *p;
-    if (c < 0x80) {
-      ++p;
-      continue;
-    }
-    int n;
-    std::uint32_t cp;
-    if (c >= 0xC2 && c <= 0xDF) { n = 1; cp = c & 0x1F; }
-    else if (c >= 0xE0 && c <= 0xEF) { n = 2; cp = c & 0x0F; }
-    else if (c >= 0xF0 && c <= 0xF4) { n = 3; cp = c & 0x07; }
-    else return false;
-    if (end - p <= n) return false;
-    for (int i = 1; i <= n; ++i) {
-      if ((p[i] & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-      return false;
-    p += n + 1;
-  }
-  return true;
-}
 
 std::variant<jobs::Job, ValidationErrors> parse_submit(std::string_view body,
                                                        const std::string* idempotency_header,
@@ -241,7 +176,7 @@ std::variant<jobs::Job, ValidationErrors> parse_submit(std::string_view body,
         if (!value_problem) {
           if (!is_valid_utf8(k) || k.find('\0') != std::string::npos)
             value_problem = "metadata keys must be valid UTF-8 without NUL characters";
-          else if (utf8_length(k) > kMaxMetadataKeyLen)
+          else if (util::utf8_length(k) > kMaxMetadataKeyLen)
             value_problem = "metadata keys may have at most " +
                             std::to_string(kMaxMetadataKeyLen) + " characters";
         }
@@ -255,7 +190,7 @@ std::variant<jobs::Job, ValidationErrors> parse_submit(std::string_view body,
         if (!value_problem) {
           if (!is_valid_utf8(v) || v.find('\0') != std::string::npos)
             value_problem = "metadata values must be valid UTF-8 without NUL characters";
-          else if (utf8_length(v) > kMaxMetadataValueLen)
+          else if (util::utf8_length(v) > kMaxMetadataValueLen)
             value_problem = "metadata values may have at most " +
                             std::to_string(kMaxMetadataValueLen) + " characters";
         }

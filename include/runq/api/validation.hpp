@@ -3,6 +3,7 @@
 // out in FastAPI's 422 shape (validation_errors.hpp); query strings: query.hpp.
 #include "runq/api/validation_errors.hpp"
 #include "runq/jobs/job.hpp"
+#include "runq/util/utf8.hpp"
 
 #include <optional>
 #include <string>
@@ -40,7 +41,7 @@ std::variant<jobs::Job, ValidationErrors> parse_submit(std::string_view body,
                                                        const SubmitLimits& limits);
 
 // True for valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF).
-bool is_valid_utf8(std::string_view s);
+using util::is_valid_utf8;
 
 // Content-Type acceptable for a JSON body: none, application/json, application/*+json
 // (parameters such as "; charset=utf-8" allowed, case-insensitive).
