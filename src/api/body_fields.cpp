@@ -10,6 +10,49 @@ namespace runq::api {
 
 using nlohmann::json;
 
+namespace {
+
+// An optional sign and one or more ASCII digits, nothing else; clamped to 64 bits
+// (pydantic reads a longer one as a big int, which the range checks then refuse).
+bool parse_plain_int(std::string_view s, long long& out) {
+  bool neg = false;
+  if (!s.empty() && (s.front() == '+' || s.front() == '-')) {
+    neg = s.front() == '-';
+    s.remove_prefix(1);
+  }
+  if (s.empty()) return false;
+  unsigned long long n = 0;
+  constexpr unsigned long long kCap = 1ULL << 63;  // |LLONG_MIN|
+  for (char ch : s) {
+    if (ch < '0' || ch > '9') return false;
+    n = n > (kCap - (ch - '0')) / 10 ? kCap : n * 10 + (ch - '0');
+  }
+  if (neg) out = n >= kCap ? std::numeric_limits<long long>::min() : -static_cast<long long>(n);
+  else out = n >= kCap ? std::numeric_limits<long long>::max() : static_cast<long long>(n);
+  return true;
+}
+
+}  // namespace
+
+bool parse_int_string(std::string_view s, long long& out) {
+  constexpr std::string_view ws = " \t\n\v\f\r";
+  auto first = s.find_first_not_of(ws);
+  if (first == std::string_view::npos) return false;
+  s = s.substr(first, s.find_last_not_of(ws) - first + 1);
+  if (parse_plain_int(s, out)) return true;
+  // The three tries of pydantic-core's str_as_int, in its order: so "1_000.0" is refused.
+  if (auto dot = s.find('.'); dot != std::string_view::npos &&
+                              s.find_first_not_of('0', dot + 1) == std::string_view::npos)
+    return parse_plain_int(s.substr(0, dot), out);
+  if (s.find('_') == std::string_view::npos || s.front() == '_' || s.back() == '_' ||
+      s.find("__") != std::string_view::npos)
+    return false;
+  std::string digits;
+  for (char ch : s)
+    if (ch != '_') digits += ch;
+  return parse_plain_int(digits, out);
+}
+
 IntResult as_int(const json& v, long long& out) {
   if (v.is_number_unsigned()) {
     auto u = v.get<std::uint64_t>();
@@ -31,7 +74,10 @@ IntResult as_int(const json& v, long long& out) {
     else out = static_cast<long long>(d);
     return IntResult::ok;
   }
-  return IntResult::not_int;  // booleans, strings, null, containers
+  if (v.is_string())  // lax mode, as FastAPI's pydantic v2 reads a JSON body
+    return parse_int_string(v.get_ref<const std::string&>(), out) ? IntResult::ok
+                                                                  : IntResult::unparsable;
+  return IntResult::not_int;  // booleans, null, containers
 }
 
 bool check_text(const std::string& s, const Json& loc, ValidationErrors& errors) {
@@ -105,6 +151,9 @@ bool BodyChecker::int_in_range(std::string_view name, bool nullable, long long m
       return false;
     case IntResult::fractional:
       errors_.add("int_type", body_loc(name), kMsgIntFraction, Json(*v));
+      return false;
+    case IntResult::unparsable:
+      errors_.add("int_parsing", body_loc(name), kMsgIntParsing, Json(*v));
       return false;
     case IntResult::ok: break;
   }

@@ -14,6 +14,8 @@ namespace runq::api {
 inline const std::string kMsgMissing = "Field required";
 inline const std::string kMsgString = "Input should be a valid string";
 inline const std::string kMsgInt = "Input should be a valid integer";
+inline const std::string kMsgIntParsing =
+    "Input should be a valid integer, unable to parse string as an integer";
 inline const std::string kMsgIntFraction =
     "Input should be a valid integer, got a number with a fractional part";
 inline const std::string kMsgDict = "Input should be a valid dictionary";
@@ -23,11 +25,17 @@ inline const std::string kMsgModel =
 // ["body", field]
 inline Json body_loc(std::string_view field) { return Json::array({"body", field}); }
 
-enum class IntResult { ok, not_int, fractional };
+enum class IntResult { ok, not_int, fractional, unparsable };
 
-// A JSON number as an integer (clamped to 64 bits); booleans, strings and the rest are
-// not integers.
+// A JSON number, or a string holding an integer (pydantic's lax mode: see
+// parse_int_string), as an integer clamped to 64 bits. A string that is no integer is
+// `unparsable` (int_parsing); booleans, null and containers are `not_int` (int_type).
 IntResult as_int(const nlohmann::json& v, long long& out);
+
+// pydantic-core's str -> int: surrounding whitespace dropped, then an optional sign and
+// digits; failing that, the same with a fraction of zeros ("120.0", "120."); failing
+// that, the same with single underscores inside ("1_000"). Clamped to 64 bits.
+bool parse_int_string(std::string_view s, long long& out);
 
 // Checks a string's content: valid UTF-8 and no NUL. Adds a value_error if not.
 bool check_text(const std::string& s, const Json& loc, ValidationErrors& errors);

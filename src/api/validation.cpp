@@ -125,6 +125,9 @@ std::variant<jobs::Job, ValidationErrors> parse_submit(std::string_view body,
         case IntResult::fractional:
           errors.add("int_type", body_loc("timeout"), kMsgIntFraction, Json(*v));
           break;
+        case IntResult::unparsable:
+          errors.add("int_parsing", body_loc("timeout"), kMsgIntParsing, Json(*v));
+          break;
         case IntResult::ok:
           if (n != 0 && (n < 1 || n > limits.max_timeout_s))
             errors.add("value_error", body_loc("timeout"),

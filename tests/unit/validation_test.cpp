@@ -245,6 +245,7 @@ TEST(Validation, WrongTypes) {
   };
   const char* s = "Input should be a valid string";
   const char* i = "Input should be a valid integer";
+  const char* ip = "Input should be a valid integer, unable to parse string as an integer";
   const char* d = "Input should be a valid dictionary";
   std::vector<Case> cases = {
       {"prompt", 123, "string_type", s},       {"prompt", nullptr, "string_type", s},
@@ -256,7 +257,8 @@ TEST(Validation, WrongTypes) {
       {"idempotency_key", json::object(), "string_type", s},
       {"idempotency_scope", 1, "string_type", s},
       {"timeout", {1}, "int_type", i},         {"timeout", {{"s", 1}}, "int_type", i},
-      {"timeout", "60", "int_type", i},        {"timeout", true, "int_type", i},
+      {"timeout", "12.5", "int_parsing", ip},  {"timeout", true, "int_type", i},
+      {"timeout", "abc", "int_parsing", ip},
       {"timeout", false, "int_type", i},       {"priority", json::array(), "int_type", i},
       {"priority", nullptr, "int_type", i},    {"priority", true, "int_type", i},
       {"max_retries", json::object(), "int_type", i},
@@ -275,6 +277,69 @@ TEST(Validation, WrongTypes) {
     EXPECT_EQ(e["input"], Json(c.value)) << body.dump();
     EXPECT_EQ(e.size(), 4u) << e.dump();
   }
+}
+
+// pydantic v2's lax mode: a JSON string holding an integer is that integer.
+TEST(Validation, IntegerStringsAreInts) {
+  EXPECT_EQ(okj(json{{"prompt", "x"}, {"timeout", "60"}}).timeout_s, 60);
+  EXPECT_EQ(okj(json{{"prompt", "x"}, {"priority", "-5"}}).priority, -5);
+  EXPECT_EQ(okj(json{{"prompt", "x"}, {"priority", "+5"}}).priority, 5);
+  EXPECT_EQ(okj(json{{"prompt", "x"}, {"max_retries", "3"}}).max_retries, 3);
+  EXPECT_EQ(okj(json{{"prompt", "x"}, {"timeout", " \t120\n "}}).timeout_s, 120);
+  EXPECT_EQ(okj(json{{"prompt", "x"}, {"timeout", "1_000"}}).timeout_s, 1000);
+  EXPECT_EQ(okj(json{{"prompt", "x"}, {"timeout", "120.0"}}).timeout_s, 120);
+  EXPECT_EQ(okj(json{{"prompt", "x"}, {"timeout", "120.000"}}).timeout_s, 120);
+  EXPECT_EQ(okj(json{{"prompt", "x"}, {"timeout", "120."}}).timeout_s, 120);
+  EXPECT_EQ(okj(json{{"prompt", "x"}, {"timeout", "0120"}}).timeout_s, 120);
+  api::SubmitLimits lim{7, 10};
+  EXPECT_EQ(ok(R"({"prompt":"x","timeout":"0"})", nullptr, lim).timeout_s, 7);  // default
+}
+
+TEST(Validation, UnparsableIntegerStringsAreIntParsing) {
+  for (const char* f : {"timeout", "priority", "max_retries"}) {
+    for (const char* v : {"12.5", "abc", "", " ", "1e3", "0x10", "1_000.0", "_1", "1_",
+                          "1__0", "--1", "+", "1 2", "1.0.0", ".0", "\xc2\xa0" "12",
+                          "\xef\xbc\x91"}) {
+      json body = {{"prompt", "x"}, {f, v}};
+      Json e = onej(body);
+      EXPECT_EQ(e["type"], "int_parsing") << body.dump();
+      EXPECT_EQ(e["loc"], loc({"body", f})) << body.dump();
+      EXPECT_EQ(e["msg"], "Input should be a valid integer, unable to parse string as an integer");
+      EXPECT_EQ(e["input"], v) << body.dump();
+      EXPECT_EQ(e.size(), 4u) << e.dump();
+    }
+  }
+}
+
+// After parsing, the range checks of a JSON integer, with the string as the input.
+TEST(Validation, IntegerStringsAreRangeChecked) {
+  for (const auto& [f, v] :
+       std::vector<std::pair<const char*, const char*>>{{"timeout", "86401"},
+                                                        {"timeout", "-1"},
+                                                        {"priority", "101"},
+                                                        {"priority", "-1_01"},
+                                                        {"max_retries", "11.0"},
+                                                        {"max_retries", "99999999999999999999"},
+                                                        {"timeout", "-99999999999999999999"}}) {
+    json body = {{"prompt", "x"}, {f, v}};
+    Json e = onej(body);
+    EXPECT_EQ(e["type"], "value_error") << body.dump();
+    EXPECT_EQ(e["loc"], loc({"body", f})) << body.dump();
+    EXPECT_EQ(e["input"], v) << body.dump();
+  }
+}
+
+// The hash takes the parsed integers: "120" and 120 are one request (an idempotent replay).
+TEST(Validation, HashTakesParsedIntegers) {
+  auto a = ok(R"({"prompt":"x","timeout":120,"priority":2,"max_retries":1})");
+  EXPECT_EQ(a.request_hash,
+            ok(R"({"prompt":"x","timeout":"120","priority":"2","max_retries":"1"})")
+                .request_hash);
+  EXPECT_EQ(a.request_hash,
+            ok(R"({"prompt":"x","timeout":" 120.0 ","priority":2.0,"max_retries":"+1"})")
+                .request_hash);
+  EXPECT_NE(a.request_hash, ok(R"({"prompt":"x","timeout":"121","priority":2,"max_retries":1})")
+                                .request_hash);
 }
 
 TEST(Validation, FractionalIntIsIntType) {
