@@ -87,6 +87,29 @@ void fuzz_submit(std::string_view body, const std::string* header) {
                job.webhook_url->c_str());
   }
   FUZZ_CHECK(job.request_hash.size() == 64, "request hash");
+  // An integer given as a string (pydantic's lax mode) is the same request as that integer:
+  // the hash takes parsed values. (A string timeout that gave the default is left out: the
+  // hash tells an explicit timeout from none.)
+  {
+    nlohmann::json as_ints = nlohmann::json::parse(body);
+    bool changed = false;
+    auto swap_in = [&](const char* field, long long value) {
+      auto it = as_ints.find(field);
+      if (it != as_ints.end() && it->is_string()) {
+        *it = value;
+        changed = true;
+      }
+    };
+    swap_in("priority", job.priority);
+    swap_in("max_retries", job.max_retries);
+    if (job.timeout_s != limits.default_timeout_s) swap_in("timeout", job.timeout_s);
+    if (changed) {
+      auto again = api::parse_submit(as_ints.dump(), header, limits);
+      const auto* j2 = std::get_if<jobs::Job>(&again);
+      FUZZ_CHECK(j2 && j2->request_hash == job.request_hash,
+                 "an integer string hashes unlike its integer");
+    }
+  }
   // What gets stored and rendered must dump as strict JSON (invalid UTF-8 would throw).
   (void)job.config.dump();
   (void)job.recipe_config.dump();
