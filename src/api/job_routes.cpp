@@ -78,7 +78,8 @@ std::optional<Response> parse_list_query(std::string_view query, store::ListQuer
   if (const std::string* v = query_value(params, "page_size"))
     if (auto n = query_int(*v, "page_size", 1, 100, errors)) q.page_size = static_cast<int>(*n);
   if (!errors.empty()) return validation_response(errors);
-  if (const std::string* v = query_value(params, "status")) {
+  // Empty is no filter, as in PraisonAI (`if status:`), like session_id below.
+  if (const std::string* v = query_value(params, "status"); v && !v->empty()) {
     auto st = jobs::parse_status(*v);
     if (!st) return error_response(400, "Invalid status: " + *v + std::string(kInvalidStatus));
     q.status = *st;

@@ -483,13 +483,27 @@ TEST_F(RouterTest, ListPagingAndFilters) {
 }
 
 TEST_F(RouterTest, ListBadStatus400) {
-  for (const char* bad : {"foo", "QUEUED", "running%20", ""}) {
+  for (const char* bad : {"foo", "QUEUED", "running%20"}) {
     Answer a = get(std::string("/api/v1/runs?status=") + bad);
     EXPECT_EQ(a.r.status, 400) << bad;
     std::string shown = std::string(bad) == "running%20" ? "running " : bad;
     EXPECT_EQ(a.body(), detail("Invalid status: " + shown +
                                ". Valid values: ['queued', 'running', 'succeeded', 'failed', 'cancelled']"));
   }
+}
+
+// An empty value is no filter, as in PraisonAI (`if status:`), like `?session_id=`.
+TEST_F(RouterTest, ListEmptyStatusIsNoFilter) {
+  std::string id = submit_prompt("p")["job_id"];
+  wait_status(id);
+  Answer a = get("/api/v1/runs?status=");
+  EXPECT_EQ(a.r.status, 200);
+  EXPECT_EQ(a.body()["total"], 1);
+  EXPECT_EQ(a.body(), get("/api/v1/runs").body());
+  EXPECT_EQ(get("/api/v1/runs?status=&session_id=").body(), get("/api/v1/runs").body());
+  // The last value wins, as before: an empty one after a real one clears the filter.
+  EXPECT_EQ(get("/api/v1/runs?status=failed&status=").body()["total"], 1);
+  EXPECT_EQ(get("/api/v1/runs?status=&status=failed").body()["total"], 0);
 }
 
 TEST_F(RouterTest, ListBadPaging422) {
