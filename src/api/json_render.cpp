@@ -163,17 +163,21 @@ Json accepted_json(const jobs::Job& job, std::string_view base_url) {
   return j;
 }
 
-Json health_json(const jobs::HealthStats& h) {
+Json executor_stats_json(const jobs::HealthStats& h) {
   Json stats = Json::object();
   stats["running_jobs"] = h.running_jobs;
   stats["queued_jobs"] = h.queued_jobs;
   stats["max_concurrent"] = h.max_concurrent;
   stats["default_timeout"] = h.default_timeout;
   stats["shutdown"] = h.shutdown;
+  return stats;
+}
+
+Json health_json(const jobs::HealthStats& h) {
   Json j = Json::object();
   j["status"] = h.store_fault ? "degraded" : "healthy";
   j["store"] = h.store_kind.empty() ? std::string("sqlite") : h.store_kind;
-  j["executor_stats"] = std::move(stats);
+  j["executor_stats"] = executor_stats_json(h);
   if (h.store_fault) {
     // Only while degraded, so a healthy answer keeps exactly its documented fields.
     j["store_error"] = "Job store is not writable (" +
@@ -184,7 +188,8 @@ Json health_json(const jobs::HealthStats& h) {
   return j;
 }
 
-Json stats_json(const store::StatusCounts& counts) {
+Json stats_json(const store::StatusCounts& counts,
+                const jobs::HealthStats& executor) {
   Json by = Json::object();
   std::int64_t total = 0;
   for (int i = 0; i < static_cast<int>(counts.size()); ++i) {
@@ -194,6 +199,7 @@ Json stats_json(const store::StatusCounts& counts) {
   Json j = Json::object();
   j["total_jobs"] = total;
   j["by_status"] = std::move(by);
+  j["executor"] = executor_stats_json(executor);  // PraisonAI's /stats member
   return j;
 }
 

@@ -35,7 +35,7 @@ std::optional<http::Response> Router::openapi(Call& /*call*/) {
 }
 
 std::optional<http::Response> Router::stats(Call& call) {
-  return json_response(200, stats_json(service_.counts(call.caller)));
+  return json_response(200, stats_json(service_.counts(call.caller), service_.health()));
 }
 
 }  // namespace runq::api

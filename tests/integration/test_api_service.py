@@ -17,7 +17,7 @@ def stats(client):
     r = client.get("/stats")
     assert r.status_code == 200, r.text
     body = r.json()
-    assert set(body) == {"total_jobs", "by_status"}, body
+    assert set(body) == {"total_jobs", "by_status", "executor"}, body
     assert set(body["by_status"]) <= set(STATUSES), body
     assert all(isinstance(v, int) for v in body["by_status"].values())
     return body

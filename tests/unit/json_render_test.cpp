@@ -274,8 +274,9 @@ TEST(JsonRender, HealthAndStats) {
             R"({"status":"healthy","store":"sqlite","executor_stats":{"running_jobs":2,)"
             R"("queued_jobs":5,"max_concurrent":10,"default_timeout":3600,"shutdown":false}})");
   store::StatusCounts c{1, 2, 3, 4, 5};
-  EXPECT_EQ(api::dump(api::stats_json(c)),
-            R"({"total_jobs":15,"by_status":{"queued":1,"running":2,"succeeded":3,"failed":4,"cancelled":5}})");
+  EXPECT_EQ(api::dump(api::stats_json(c, h)),
+            R"({"total_jobs":15,"by_status":{"queued":1,"running":2,"succeeded":3,"failed":4,"cancelled":5},)"
+            R"("executor":{"running_jobs":2,"queued_jobs":5,"max_concurrent":10,"default_timeout":3600,"shutdown":false}})");
 }
 
 TEST(JsonRender, HealthDegradedWhileTheStoreCannotBeWritten) {

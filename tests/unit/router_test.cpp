@@ -610,8 +610,12 @@ TEST_F(RouterTest, HealthAndStats) {
   wait_status(s["job_id"]);
   json f = submit_prompt("x", {{"fail_with", "e"}});
   wait_status(f["job_id"]);
+  // A worker's slot is freed just after its job's ending is stored.
+  for (int i = 0; i < 500 && get("/health").body()["executor_stats"]["running_jobs"] != 0; ++i)
+    std::this_thread::sleep_for(10ms);
   EXPECT_EQ(get("/stats").r.body,
-            R"({"total_jobs":2,"by_status":{"queued":0,"running":0,"succeeded":1,"failed":1,"cancelled":0}})");
+            R"({"total_jobs":2,"by_status":{"queued":0,"running":0,"succeeded":1,"failed":1,"cancelled":0},)"
+            R"("executor":{"running_jobs":0,"queued_jobs":0,"max_concurrent":2,"default_timeout":3600,"shutdown":false}})");
 }
 
 // ------------------------------------------------------------------ routing

@@ -31,13 +31,19 @@ Json result_json(const jobs::Job& job);
 // The 202 answer of a submit. `base_url` has no trailing slash ("http://host:port").
 Json accepted_json(const jobs::Job& job, std::string_view base_url);
 
+// {"running_jobs","queued_jobs","max_concurrent","default_timeout","shutdown"}: /health's
+// executor_stats and /stats's executor (PraisonAI's executor.get_stats()).
+Json executor_stats_json(const jobs::HealthStats& h);
+
 // {"status":"healthy","store",...,"executor_stats":{...}}; while the store cannot be
 // written: "status":"degraded" and also "store_error" (what and why) and
 // "store_error_since" (when it began).
 Json health_json(const jobs::HealthStats& h);
 
-// {"total_jobs":N,"by_status":{...}}
-Json stats_json(const store::StatusCounts& counts);
+// {"total_jobs":N,"by_status":{...},"executor":{...}}: the counts are the caller's jobs,
+// the executor this node's (as in /health).
+Json stats_json(const store::StatusCounts& counts,
+                const jobs::HealthStats& executor);
 
 // {"detail": detail}
 Json error_json(std::string_view detail);
