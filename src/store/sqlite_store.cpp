@@ -160,6 +160,7 @@ enum Sql : std::size_t {
   s_claim, s_finish, s_cancel, s_remove_lookup, s_delete_job,
   s_count_all, s_count_owner, s_requeue, s_requeue_fail, s_retry, s_delete_finished,
   s_due_webhooks, s_webhook_attempted, s_next_webhook, s_probe,
+  s_unclaim,
   s_list_base,                      // + filter mask (8 variants)
   s_count_base = s_list_base + 8,   // + filter mask (8 variants)
 };
@@ -189,8 +190,8 @@ constexpr const char* kFinish =
     "events_json = ?10, run_id = ?11, agent_id = ?12, metrics = ?13, " WEBHOOK_DUE("?9")
     " WHERE id = ?1 AND status IN ('queued', 'running')";
 constexpr const char* kCancel =
-    "UPDATE jobs SET status = 'cancelled', completed_at = ?2, error = ?3, " WEBHOOK_DUE("?2")
-    " WHERE id = ?1 AND status = 'queued'";
+    "UPDATE jobs SET status = 'cancelled', completed_at = ?2, error = ?3, events_json = ?4, "
+    WEBHOOK_DUE("?2") " WHERE id = ?1 AND status = 'queued'";
 // Crash recovery: a job that has started max_attempts (?2) times and was interrupted
 // again fails instead of looping forever.
 constexpr const char* kRequeueFail =
@@ -558,9 +559,15 @@ class SqliteStore final : public Store {
   }
 
   bool cancel_queued(const std::string& id, std::int64_t now_us,
-                     const std::optional<std::string>& reason) override {
+                     const std::optional<std::string>& reason,
+                     const std::string& events_json) override {
     return write([&](Db& db) {
-      Use(db.cached(s_cancel, kCancel)).bind(1, id).bind(2, now_us).bind(3, reason).run();
+      Use(db.cached(s_cancel, kCancel))
+          .bind(1, id)
+          .bind(2, now_us)
+          .bind(3, reason)
+          .bind(4, events_json)
+          .run();
       return db.changes() == 1;
     });
   }
@@ -676,6 +683,20 @@ class SqliteStore final : public Store {
   bool requeue_for_retry(const std::string& id, std::int64_t not_before_us) override {
     return write([&](Db& db) {
       Use(db.cached(s_retry, kRetry)).bind(1, id).bind(2, not_before_us).run();
+      return db.changes() == 1;
+    });
+  }
+
+  // A claim undone (the job never ran): back to queued with the attempt given back, and
+  // no start time if it had never started before.
+  bool unclaim(const std::string& id) override {
+    return write([&](Db& db) {
+      Use(db.cached(s_unclaim,
+                    "UPDATE jobs SET status = 'queued', attempts = MAX(attempts - 1, 0), "
+                    "started_at = CASE WHEN attempts <= 1 THEN NULL ELSE started_at END "
+                    "WHERE id = ?1 AND status = 'running'"))
+          .bind(1, id)
+          .run();
       return db.changes() == 1;
     });
   }

@@ -94,8 +94,9 @@ class RacingStore : public store::Store {
   }
   bool finish(const store::Job& j) override { return in_->finish(j); }
   bool cancel_queued(const std::string& id, std::int64_t now,
-                     const std::optional<std::string>& reason) override {
-    return in_->cancel_queued(id, now, reason);
+                     const std::optional<std::string>& reason,
+                     const std::string& events_json) override {
+    return in_->cancel_queued(id, now, reason, events_json);
   }
   store::RemoveOutcome remove(const std::string& id) override { return in_->remove(id); }
   store::ListPage list(const store::ListQuery& q) override { return in_->list(q); }
