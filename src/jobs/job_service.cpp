@@ -2,6 +2,7 @@
 
 #include "live_jobs.hpp"
 #include "scheduler.hpp"
+#include "transitions.hpp"
 #include "runq/jobs/drain_rate.hpp"
 #include "runq/jobs/timer_queue.hpp"
 #include "runq/metrics/runq_metrics.hpp"
@@ -61,13 +62,15 @@ SchedulerOptions scheduler_options(const ServiceOptions& o, std::atomic<std::int
 
 struct JobService::State {
   State(store::Store& store, agents::Agent& agent, const ServiceOptions& o)
-      : live(store, timers, o.on_job_end),
-        scheduler(store, agent, live, timers, scheduler_options(o, queued, drain)) {}
+      : transitions(store),
+        live(store, transitions, timers, o.on_job_end),
+        scheduler(store, transitions, agent, live, timers, scheduler_options(o, queued, drain)) {}
 
   // Backpressure bookkeeping (declared before the scheduler, which updates them).
   std::atomic<std::int64_t> queued{0};
   DrainRate drain;
 
+  Transitions transitions;  // every status change of a job goes through it
   TimerQueue timers;
   LiveJobs live;
   Scheduler scheduler;
@@ -307,13 +310,12 @@ CancelOutcome JobService::cancel(const std::string& id) {
       std::lock_guard lock(rj->mu);
       return {CancelOutcome::Kind::cancelled, rj->view};
     }
-    if (store_.cancel_queued(id, util::now_us(), std::nullopt)) {
+    if (state_->live.cancel_queued(id, ending_cancelled(std::nullopt))) {
       state_->queued.fetch_sub(1);
       metrics::runq().job_finished(metrics::JobOutcome::cancelled, -1);
       util::log::event(spdlog::level::info, "job cancelled", {{"job_id", id}, {"was", "queued"}});
       util::log::event(spdlog::level::info, "job finished",
                        {{"job_id", id}, {"status", "cancelled"}, {"attempts", 0}});
-      state_->live.queued_job_cancelled(id, ending_cancelled(std::nullopt));
       auto job = store_.get_status(id);
       if (!job) return {CancelOutcome::Kind::not_found, {}};
       return {CancelOutcome::Kind::cancelled, *job};

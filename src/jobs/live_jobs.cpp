@@ -75,9 +75,9 @@ struct LiveJobs::Waiter {
   }
 };
 
-LiveJobs::LiveJobs(store::Store& store, TimerQueue& timers,
+LiveJobs::LiveJobs(store::Store& store, Transitions& transitions, TimerQueue& timers,
                    std::function<void(const std::string& id)> on_end)
-    : store_(store), timers_(timers), on_end_(std::move(on_end)) {}
+    : store_(store), transitions_(transitions), timers_(timers), on_end_(std::move(on_end)) {}
 
 std::shared_ptr<EventLog> LiveJobs::log_locked(const std::string& id) {
   auto& log = logs_[id];
@@ -98,6 +98,7 @@ std::shared_ptr<RunningJob> LiveJobs::add_running(const Job& job) {
   rj->view = job;
   rj->view.prompt.clear();  // the view is copied on every status read: keep it small
   rj->view.agent_yaml.reset();
+  transitions_.to_running(rj->view);
   std::lock_guard lock(mu_);
   rj->log = log_locked(job.id);
   rj->log->append("status", status_event(job.id, JobStatus::running));
@@ -167,7 +168,9 @@ bool LiveJobs::finalize(RunningJob& rj, const Ending& ending) {
     final_job.events_json = rj.log->to_json_closed_with(ending.event_type, ending.event_data);
     // Store first: once a client can see the terminal event, /result must agree.
     const auto t0 = std::chrono::steady_clock::now();
-    const bool stored = store_.finish(final_job);
+    const auto outcome = transitions_.finish(rj.view, final_job);
+    if (outcome == Transitions::Finish::refused) return false;  // logged there
+    const bool stored = outcome == Transitions::Finish::stored;
     metrics::runq().store_op(
         metrics::StoreOp::finish,
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
@@ -188,7 +191,8 @@ bool LiveJobs::finalize(RunningJob& rj, const Ending& ending) {
   return true;
 }
 
-void LiveJobs::queued_job_cancelled(const std::string& id, const Ending& ending) {
+bool LiveJobs::cancel_queued(const std::string& id, const Ending& ending) {
+  if (!transitions_.cancel_queued(id, util::now_us(), ending.error, std::string())) return false;
   std::shared_ptr<EventLog> log;
   {
     std::lock_guard lock(mu_);
@@ -201,6 +205,7 @@ void LiveJobs::queued_job_cancelled(const std::string& id, const Ending& ending)
   if (log) log->close_with(ending.event_type, ending.event_data);
   notify_waiters(id);
   if (on_end_) on_end_(id);
+  return true;
 }
 
 std::shared_ptr<EventLog> LiveJobs::log_for_stream(const std::string& id) {

@@ -6,6 +6,7 @@
 #include "runq/jobs/job.hpp"
 #include "runq/jobs/timer_queue.hpp"
 #include "runq/store/store.hpp"
+#include "transitions.hpp"
 
 #include <chrono>
 #include <functional>
@@ -56,7 +57,7 @@ std::shared_ptr<EventLog> synthesize_events(const Job& job);
 class LiveJobs {
  public:
   // on_end is called (on the ending thread) after each job's terminal state is stored.
-  LiveJobs(store::Store& store, TimerQueue& timers,
+  LiveJobs(store::Store& store, Transitions& transitions, TimerQueue& timers,
            std::function<void(const std::string& id)> on_end);
 
   // A worker claimed `job`: track it and announce `running` on its event log.
@@ -83,8 +84,9 @@ class LiveJobs {
   // may try again.
   bool finalize(RunningJob& rj, const Ending& ending);
 
-  // A queued job was cancelled in the store: close its event log if it has one.
-  void queued_job_cancelled(const std::string& id, const Ending& ending);
+  // Cancels a queued job in the store, then closes its event log if it has one and
+  // wakes waiters. False if the job was not queued.
+  bool cancel_queued(const std::string& id, const Ending& ending);
 
   // The event log for an SSE stream (see JobService::events).
   std::shared_ptr<EventLog> log_for_stream(const std::string& id);
@@ -102,6 +104,7 @@ class LiveJobs {
   void notify_waiters(const std::string& id);
 
   store::Store& store_;
+  Transitions& transitions_;
   TimerQueue& timers_;
   std::function<void(const std::string& id)> on_end_;
   mutable std::mutex mu_;

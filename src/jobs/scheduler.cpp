@@ -42,9 +42,10 @@ class Sink : public agents::ProgressSink {
 };
 }  // namespace
 
-Scheduler::Scheduler(store::Store& store, agents::Agent& agent, LiveJobs& live,
-                     TimerQueue& timers, SchedulerOptions options)
+Scheduler::Scheduler(store::Store& store, Transitions& transitions, agents::Agent& agent,
+                     LiveJobs& live, TimerQueue& timers, SchedulerOptions options)
     : store_(store),
+      transitions_(transitions),
       agent_(agent),
       live_(live),
       timers_(timers),
@@ -218,7 +219,7 @@ void Scheduler::requeue_stopped(RunningJob& rj, const Job& job) {
   std::lock_guard lock(rj.mu);
   if (!rj.current()) return;  // cancelled meanwhile
   try {
-    if (store_.requeue_for_retry(job.id, util::now_us())) {
+    if (transitions_.requeue(rj.view, util::now_us())) {
       if (options_.on_requeued) options_.on_requeued();
       rj.requeued = true;
       spdlog::info("job {}: stopped by shutdown; re-queued, it runs again after restart",
@@ -294,7 +295,7 @@ bool Scheduler::retry_later(RunningJob& rj, const Job& job, const std::string& e
     std::lock_guard lock(rj.mu);
     if (rj.finalized) return false;  // cancelled meanwhile
     try {
-      if (!store_.requeue_for_retry(job.id, not_before)) return false;
+      if (!transitions_.requeue(rj.view, not_before)) return false;
     } catch (const store::StoreUnavailable&) {
       throw;  // the caller keeps the job and tries again
     } catch (const std::exception& e) {

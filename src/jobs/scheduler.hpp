@@ -2,6 +2,7 @@
 // Private to jobs/: the worker pool. Each worker claims the best queued job from the
 // store (priority, then FIFO), runs it on the agent, and records how it ended.
 #include "live_jobs.hpp"
+#include "transitions.hpp"
 #include "runq/agents/agent.hpp"
 #include "runq/jobs/timer_queue.hpp"
 #include "runq/store/store.hpp"
@@ -29,8 +30,8 @@ struct SchedulerOptions {
 
 class Scheduler {
  public:
-  Scheduler(store::Store& store, agents::Agent& agent, LiveJobs& live, TimerQueue& timers,
-            SchedulerOptions options);
+  Scheduler(store::Store& store, Transitions& transitions, agents::Agent& agent,
+            LiveJobs& live, TimerQueue& timers, SchedulerOptions options);
   ~Scheduler();
 
   void start();
@@ -57,6 +58,7 @@ class Scheduler {
   bool pause(std::chrono::milliseconds d, bool until_cancel = false);
 
   store::Store& store_;
+  Transitions& transitions_;
   agents::Agent& agent_;
   LiveJobs& live_;
   TimerQueue& timers_;
