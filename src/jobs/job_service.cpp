@@ -130,6 +130,9 @@ void JobService::begin_stop() {
     std::lock_guard lock(state_->mu);
     if (state_->stopping) return;
     state_->stopping = true;
+    // First of all: a worker finishing a job while the joins below wait must not
+    // start another. (Inside the lock: whoever sees `stopping` sees no more claims.)
+    state_->scheduler.stop_claiming();
   }
   state_->cv.notify_all();
   {
@@ -139,7 +142,6 @@ void JobService::begin_stop() {
   state_->sweep_cv.notify_all();
   if (state_->sweeper.joinable()) state_->sweeper.join();
   if (state_->committer.joinable()) state_->committer.join();  // commits what it holds
-  state_->scheduler.stop_claiming();
   state_->live.release_all_waiters();
 }
 

@@ -135,6 +135,10 @@ void Scheduler::worker_loop() {
     }
     if (job) {
       if (options_.on_claimed) options_.on_claimed();
+      if (!admit()) {  // the stop began while we claimed: it must not run now
+        give_back(*job);
+        return;
+      }
       run_job(std::move(*job));
       continue;
     }
@@ -144,8 +148,34 @@ void Scheduler::worker_loop() {
   }
 }
 
-void Scheduler::run_job(Job job) {
+bool Scheduler::admit() {
+  // Checked and counted under one lock: once stop_claiming() has returned, every job
+  // either counts for wait_idle or goes back to the queue.
+  std::lock_guard lock(mu_);
+  if (stopping_) return false;
   running_.fetch_add(1);
+  return true;
+}
+
+// A job claimed after the stop began never runs: it goes straight back to the queue,
+// with its attempt given back where the store can (it did not start), so its retries
+// and --max-attempts are not spent. If that write fails the job stays `running` and
+// the next start re-queues it, as after any stop.
+void Scheduler::give_back(Job& job) {
+  try {
+    if (transitions_.unclaim(job)) {
+      if (options_.on_requeued) options_.on_requeued();
+      spdlog::info("job {}: claimed as the server began to stop; back in the queue", job.id);
+      return;
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("job {}: could not put it back in the queue: {}", job.id, e.what());
+  }
+  spdlog::info("job {}: claimed as the server began to stop; it runs after restart", job.id);
+}
+
+// Runs a job admit() counted as running.
+void Scheduler::run_job(Job job) {
   job.agent_id = agent_.id();
   auto rj = live_.add_running(job);
   {

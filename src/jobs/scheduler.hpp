@@ -49,6 +49,9 @@ class Scheduler {
 
  private:
   void worker_loop();
+  // Counts a claimed job as running, unless claiming has stopped (then false).
+  bool admit();
+  void give_back(Job& job);
   void run_job(Job job);
   void record_end(RunningJob& rj, const Job& job, Ending ending, bool want_retry);
   bool retry_later(RunningJob& rj, const Job& job, const std::string& error);

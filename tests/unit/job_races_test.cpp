@@ -1,0 +1,148 @@
+// Races of the worker pool and the stop sequence, each forced by a store wrapper (or
+// agent) that holds a thread at the exact call where the bad interleaving happens.
+#include "forwarding_store.hpp"
+#include "race_helpers.hpp"
+#include "runq/agents/command_agent.hpp"
+#include "runq/jobs/job_service.hpp"
+#include "runq/store/sqlite_store.hpp"
+#include "runq/util/time.hpp"
+#include "../../src/jobs/live_jobs.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <future>
+#include <thread>
+
+using namespace runq;
+using namespace std::chrono_literals;
+using jobs::JobStatus;
+using jobs::SubmitOutcome;
+using racetest::ForwardingStore;
+using racetest::Gate;
+using racetest::ScriptedAgent;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::unique_ptr<store::Store> memory_store() { return store::open_sqlite_store(":memory:"); }
+
+// Polls `cond` (a state, not a timing) every millisecond, up to `within`.
+template <class F>
+bool eventually(F cond, std::chrono::milliseconds within = 5000ms) {
+  const auto deadline = Clock::now() + within;
+  while (!cond()) {
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+SubmitOutcome submit(jobs::JobService& s, nlohmann::json config, int max_retries = 0) {
+  jobs::Job j;
+  j.prompt = "p";
+  j.config = std::move(config);
+  j.max_retries = max_retries;
+  std::promise<SubmitOutcome> p;
+  auto f = p.get_future();
+  s.submit(std::move(j), [&p](SubmitOutcome o) { p.set_value(std::move(o)); });
+  return f.get();
+}
+
+std::optional<JobStatus> stored_status(store::Store& s, const std::string& id) {
+  auto j = s.get_status(id);
+  return j ? std::optional(j->status) : std::nullopt;
+}
+
+jobs::ServiceOptions options(int workers) {
+  jobs::ServiceOptions o;
+  o.max_concurrent = workers;
+  o.retention_s = 0;
+  return o;
+}
+
+// --- Race 1: claims after the stop began ------------------------------------------
+
+// Holds the first claim that hands out a job, after the store has marked it running.
+class HeldClaimStore : public ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  Gate claimed, release;
+  std::optional<store::Job> claim_next(std::int64_t now) override {
+    auto j = ForwardingStore::claim_next(now);
+    if (j && !claimed.is_open()) {
+      claimed.open();
+      release.wait();
+    }
+    return j;
+  }
+};
+
+TEST(StopRace, JobClaimedWhileTheStopBeginsGoesBackToTheQueueUnrun) {
+  HeldClaimStore store(memory_store());
+  ScriptedAgent agent;
+  jobs::JobService service(store, agent, options(1));
+  service.start();
+  auto job = submit(service, nlohmann::json::object());
+  ASSERT_TRUE(store.claimed.wait());  // the worker is inside claim_next with the job
+  service.begin_stop();               // SIGTERM now
+  store.release.open();
+  service.stop();  // joins the worker
+  EXPECT_EQ(agent.runs.load(), 0) << "a job claimed after the stop began must not run";
+  auto stored = store.get(job.job.id);
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->status, JobStatus::queued);
+  EXPECT_EQ(stored->attempts, 0) << "it never ran: the attempt is given back";
+  EXPECT_FALSE(stored->started_at_us.has_value());
+  EXPECT_EQ(service.queued_count(), 1);
+}
+
+// Holds the committer inside insert (so begin_stop waits for it) once armed, and tells
+// when a claim is tried.
+class HeldInsertStore : public ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  std::atomic<bool> hold_inserts{false};
+  std::atomic<bool> watch_claims{false};
+  Gate inserting, release_insert, claim_tried;
+  std::vector<store::InsertResult> insert(const std::vector<store::Job>& b,
+                                          std::int64_t max_new) override {
+    if (hold_inserts.load()) {
+      inserting.open();
+      release_insert.wait();
+    }
+    return ForwardingStore::insert(b, max_new);
+  }
+  std::optional<store::Job> claim_next(std::int64_t now) override {
+    if (watch_claims.load()) claim_tried.open();
+    return ForwardingStore::claim_next(now);
+  }
+};
+
+TEST(StopRace, WorkerEndingAJobWhileTheCommitterDrainsClaimsNoOther) {
+  HeldInsertStore store(memory_store());
+  ScriptedAgent agent;
+  jobs::JobService service(store, agent, options(1));
+  service.start();
+  auto a = submit(service, {{"block", true}});
+  ASSERT_TRUE(agent.started.wait());
+  auto b = submit(service, nlohmann::json::object());  // queued behind `a`
+  store.hold_inserts = true;
+  service.submit(jobs::Job{}, [](SubmitOutcome) {});  // the committer holds this batch
+  ASSERT_TRUE(store.inserting.wait());
+  std::thread stopper([&] { service.begin_stop(); });  // waits for the committer
+  ASSERT_TRUE(eventually([&] { return service.health().shutdown; }));
+  store.watch_claims = true;
+  agent.release.open();  // `a` ends; its worker is free while begin_stop still waits
+  ASSERT_TRUE(eventually([&] { return service.running() == 0; }));
+  // Without the fix the worker claims `b` at once; give it the chance (not a sync).
+  store.claim_tried.wait(300ms);
+  store.release_insert.open();
+  stopper.join();
+  service.stop();
+  EXPECT_EQ(agent.runs.load(), 1) << "only `a` ran";
+  EXPECT_EQ(stored_status(store, b.job.id), JobStatus::queued);
+}
+
+}  // namespace
