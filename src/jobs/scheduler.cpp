@@ -213,21 +213,20 @@ void Scheduler::run_job(Job job) {
     rj->view.metrics = result.metrics;
   }
 
+  // The work is done: an ok result wins over a timeout or a shutdown that came too late
+  // to stop it. Only a user's cancel wins over it (recorded by the cancel request).
   std::optional<Ending> ending;
-  switch (rj->token.reason()) {
-    case StopReason::cancelled:  // the cancel request has recorded it already
-      ending = ending_cancelled(std::nullopt);
-      break;
-    case StopReason::timed_out:
-      ending = ending_failed("Job timed out after " + std::to_string(job.timeout_s) + "s");
-      break;
-    case StopReason::shutdown:
-      requeue_stopped(*rj, job);
-      break;
-    case StopReason::none:
-      ending = result.ok ? ending_succeeded(result.output) : ending_failed(result.error);
-      break;
-  }
+  const StopReason why = rj->token.reason();
+  if (why == StopReason::cancelled)
+    ending = ending_cancelled(std::nullopt);
+  else if (result.ok)
+    ending = ending_succeeded(result.output);
+  else if (why == StopReason::timed_out)
+    ending = ending_failed("Job timed out after " + std::to_string(job.timeout_s) + "s");
+  else if (why == StopReason::shutdown)
+    requeue_stopped(*rj, job);
+  else
+    ending = ending_failed(result.error);
   if (ending) {
     ending->completed_at_us = util::now_us();
     const bool want_retry =

@@ -145,4 +145,77 @@ TEST(StopRace, WorkerEndingAJobWhileTheCommitterDrainsClaimsNoOther) {
   EXPECT_EQ(stored_status(store, b.job.id), JobStatus::queued);
 }
 
+// --- Race 2: an ok result that comes with a late stop --------------------------------
+
+class EndRace : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    service_ = std::make_unique<jobs::JobService>(*store_, agent_, options(1));
+    service_->start();
+  }
+  jobs::Job wait_terminal(const std::string& id) {
+    std::optional<jobs::Job> j;
+    eventually([&] {
+      j = service_->get(id);
+      return j && jobs::is_terminal(j->status);
+    });
+    return j.value_or(jobs::Job{});
+  }
+  std::unique_ptr<store::Store> store_ = memory_store();
+  ScriptedAgent agent_;
+  std::unique_ptr<jobs::JobService> service_;
+};
+
+TEST_F(EndRace, OkResultWinsOverATimeoutThatFiredAsItEnded) {
+  auto out = submit(*service_, {{"stop_with", "timed_out"}});
+  auto j = wait_terminal(out.job.id);
+  EXPECT_EQ(j.status, JobStatus::succeeded) << j.error.value_or("");
+  EXPECT_EQ(j.result, "done");
+}
+
+TEST_F(EndRace, OkResultWinsOverAStopThatCameAsItEnded) {
+  auto out = submit(*service_, {{"stop_with", "shutdown"}});
+  auto j = wait_terminal(out.job.id);
+  EXPECT_EQ(j.status, JobStatus::succeeded) << "not re-queued to run a second time";
+  EXPECT_EQ(j.result, "done");
+}
+
+TEST_F(EndRace, UserCancelStillWinsOverAnOkResult) {
+  auto out = submit(*service_, {{"wait_cancel", true}});
+  ASSERT_TRUE(agent_.started.wait());
+  EXPECT_EQ(service_->cancel(out.job.id).kind, jobs::CancelOutcome::Kind::cancelled);
+  ASSERT_TRUE(eventually([&] { return service_->running() == 0; }));
+  EXPECT_EQ(wait_terminal(out.job.id).status, JobStatus::cancelled);
+}
+
+TEST(CommandAgentEndRace, ExitZeroAfterTheTimeoutStoppedTheTokenIsTheResult) {
+  // The child exits 0 on SIGTERM: it finished just as the timeout fired.
+  const auto marker = std::filesystem::temp_directory_path() /
+                      ("runq-race-" + std::to_string(::getpid()));
+  std::filesystem::remove(marker);
+  agents::CommandOptions o;
+  o.argv = {"/bin/sh", "-c",
+            "trap 'echo finished; exit 0' TERM; : > \"$1\"; while :; do sleep 0.01; done",
+            "sh", marker.string()};
+  agents::CommandAgent agent(o);
+  jobs::Job job;
+  job.id = "run_0123456789ab";
+  job.prompt = "x";
+  job.timeout_s = 60;
+  job.attempts = 1;
+  jobs::CancelToken token;
+  struct : agents::ProgressSink {
+    void progress(double, std::optional<std::string>, int, std::optional<int>) override {}
+    void output(std::string_view) override {}
+  } sink;
+  auto fut = std::async(std::launch::async, [&] { return agent.run(job, token, sink); });
+  ASSERT_TRUE(eventually([&] { return std::filesystem::exists(marker); }));
+  token.cancel(jobs::StopReason::timed_out);
+  ASSERT_EQ(fut.wait_for(5s), std::future_status::ready);
+  auto r = fut.get();
+  std::filesystem::remove(marker);
+  EXPECT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.output, "finished\n");
+}
+
 }  // namespace
