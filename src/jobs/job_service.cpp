@@ -56,6 +56,7 @@ SchedulerOptions scheduler_options(const ServiceOptions& o, std::atomic<std::int
     drain.record();
   };
   so.on_requeued = [&queued] { queued.fetch_add(1); };
+  so.end_retry_first = o.end_retry_first;
   return so;
 }
 }  // namespace

@@ -21,10 +21,9 @@ constexpr auto kIdlePoll = std::chrono::seconds(1);
 constexpr auto kStoreErrorBackoff = std::chrono::milliseconds(1000);
 // Recording a job's end while the store cannot be written (disk full, read-only): tried
 // again after this, doubling up to the max, until it succeeds or the server stops.
-constexpr auto kEndRetryFirst = std::chrono::milliseconds(200);
+// (The first pause is SchedulerOptions::end_retry_first.) Other errors (e.g. SQLITE_BUSY)
+// are retried the same way: giving up would leave the job `running` for good.
 constexpr auto kEndRetryMax = std::chrono::milliseconds(5000);
-// How often a worker tries recording a job's end when the store fails otherwise.
-constexpr int kFinishAttempts = 5;
 
 // Forwards an agent's progress to the live view and the event log.
 class Sink : public agents::ProgressSink {
@@ -273,8 +272,7 @@ bool Scheduler::pause(std::chrono::milliseconds d, bool until_cancel) {
 // first is it given up — then the job is still `running` in the store and runs again
 // after the restart, like any job interrupted by a stop.
 void Scheduler::record_end(RunningJob& rj, const Job& job, Ending ending, bool want_retry) {
-  auto backoff = kEndRetryFirst;
-  int other_failures = 0;
+  auto backoff = options_.end_retry_first;
   for (int attempt = 1;; ++attempt) {
     try {
       if (want_retry) {
@@ -293,9 +291,8 @@ void Scheduler::record_end(RunningJob& rj, const Job& job, Ending ending, bool w
                      "again until the store can be written",
                      job.id, to_string(ending.status), e.what());
     } catch (const std::exception& e) {
-      spdlog::error("job {}: recording its end failed (try {}): {}", job.id,
-                    other_failures + 1, e.what());
-      if (++other_failures >= kFinishAttempts) return;
+      spdlog::error("job {}: recording its end failed (try {}): {}; trying again", job.id,
+                    attempt, e.what());
     }
     if (!pause(backoff, /*until_cancel=*/true)) {  // a drain keeps trying; stop() ends it
       spdlog::warn("job {}: the server stops before its end could be stored; it is left "

@@ -26,6 +26,9 @@ struct SchedulerOptions {
   // went back to it for a retry. May be empty.
   std::function<void()> on_claimed;
   std::function<void()> on_requeued;
+  // First pause before storing a job's end again after the store failed; doubles up to
+  // 5 s. (Tests shorten it.)
+  std::chrono::milliseconds end_retry_first{200};
 };
 
 class Scheduler {

@@ -218,4 +218,37 @@ TEST(CommandAgentEndRace, ExitZeroAfterTheTimeoutStoppedTheTokenIsTheResult) {
   EXPECT_EQ(r.output, "finished\n");
 }
 
+// --- Race 4: recording an end keeps trying whatever the error -------------------------
+
+// finish() fails with a non-storage error (as SQLITE_BUSY would) `failures` times.
+class BusyFinishStore : public ForwardingStore {
+ public:
+  BusyFinishStore(std::unique_ptr<store::Store> in, int failures)
+      : ForwardingStore(std::move(in)), left_(failures) {}
+  std::atomic<int> calls{0};
+  bool finish(const store::Job& j) override {
+    calls.fetch_add(1);
+    if (left_.fetch_sub(1) > 0) throw std::runtime_error("database is locked");
+    return ForwardingStore::finish(j);
+  }
+
+ private:
+  std::atomic<int> left_;
+};
+
+TEST(EndRecordRace, EndIsStoredEvenAfterManyBusyErrors) {
+  BusyFinishStore store(memory_store(), 8);
+  ScriptedAgent agent;
+  auto o = options(1);
+  o.end_retry_first = 1ms;  // test seam: the backoff, shortened
+  jobs::JobService service(store, agent, o);
+  service.start();
+  auto out = submit(service, nlohmann::json::object());
+  EXPECT_TRUE(eventually([&] { return stored_status(store, out.job.id) == JobStatus::succeeded; },
+                         3000ms))
+      << "still " << jobs::to_string(stored_status(store, out.job.id).value_or(JobStatus::queued))
+      << " after " << store.calls.load() << " tries";
+  EXPECT_EQ(store.calls.load(), 9);
+}
+
 }  // namespace
