@@ -62,7 +62,8 @@ void Scheduler::stop_claiming() {
     std::lock_guard lock(mu_);
     stopping_ = true;
   }
-  cv_.notify_all();
+  work_cv_.notify_all();
+  pause_cv_.notify_all();
 }
 
 bool Scheduler::wait_idle(std::chrono::steady_clock::time_point deadline) {
@@ -77,7 +78,8 @@ void Scheduler::stop() {
     stopping_ = true;
     cancel_running_ = true;
   }
-  cv_.notify_all();
+  work_cv_.notify_all();
+  pause_cv_.notify_all();
   for (auto& rj : live_.all()) rj->token.cancel(StopReason::shutdown);
   for (auto& t : workers_) t.join();
   workers_.clear();
@@ -89,9 +91,9 @@ void Scheduler::wake(int n) {
     ++generation_;
   }
   if (n >= options_.workers)
-    cv_.notify_all();
+    work_cv_.notify_all();
   else
-    for (int i = 0; i < n; ++i) cv_.notify_one();
+    for (int i = 0; i < n; ++i) work_cv_.notify_one();
 }
 
 void Scheduler::worker_loop() {
@@ -143,7 +145,7 @@ void Scheduler::worker_loop() {
     }
     // Nothing queued: sleep until a wake-up newer than our last look (or the poll).
     std::unique_lock lock(mu_);
-    cv_.wait_for(lock, kIdlePoll, [&] { return stopping_ || generation_ != seen; });
+    work_cv_.wait_for(lock, kIdlePoll, [&] { return stopping_ || generation_ != seen; });
   }
 }
 
@@ -262,7 +264,7 @@ void Scheduler::requeue_stopped(RunningJob& rj, const Job& job) {
 
 bool Scheduler::pause(std::chrono::milliseconds d, bool until_cancel) {
   std::unique_lock lock(mu_);
-  return !cv_.wait_for(lock, d, [&] { return until_cancel ? cancel_running_ : stopping_; });
+  return !pause_cv_.wait_for(lock, d, [&] { return until_cancel ? cancel_running_ : stopping_; });
 }
 
 // Records how a job ended: back to the queue for a retry (want_retry), else its terminal

@@ -71,7 +71,10 @@ class Scheduler {
   SchedulerOptions options_;
 
   std::mutex mu_;
-  std::condition_variable cv_;
+  // Two condition variables: a wake-up for new work must reach an idle worker, never
+  // one sleeping in pause() (which would swallow it).
+  std::condition_variable work_cv_;   // idle workers: new work, or stop
+  std::condition_variable pause_cv_;  // pause(): stop_claiming / stop
   std::uint64_t generation_ = 0;  // bumped by wake(): "there may be new work"
   bool stopping_ = false;          // no more claims
   bool cancel_running_ = false;    // stop(): running jobs are stopped too

@@ -251,4 +251,50 @@ TEST(EndRecordRace, EndIsStoredEvenAfterManyBusyErrors) {
   EXPECT_EQ(store.calls.load(), 9);
 }
 
+// --- Race 7: a wake-up taken by a paused worker ---------------------------------------
+
+// finish() always fails (so its worker sits in the end-retry pause); tells when it has,
+// and when the other worker's idle poll has looked at the queue after that.
+class PausingStore : public ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  Gate finish_failed, idle_poll_after, claimed_new;
+  bool finish(const store::Job&) override {
+    finish_failed.open();
+    throw std::runtime_error("database is locked");
+  }
+  std::optional<store::Job> claim_next(std::int64_t now) override {
+    auto j = ForwardingStore::claim_next(now);
+    if (!j && finish_failed.is_open()) idle_poll_after.open();
+    if (j && j->prompt == "new") claimed_new.open();
+    return j;
+  }
+};
+
+TEST(WakeRace, NewJobIsClaimedAtOnceWhileAnotherWorkerIsPaused) {
+  PausingStore store(memory_store());
+  ScriptedAgent agent;
+  auto o = options(2);
+  o.end_retry_first = 10s;  // the first worker stays paused for the whole test
+  jobs::JobService service(store, agent, o);
+  service.start();
+  submit(service, nlohmann::json::object());
+  ASSERT_TRUE(store.finish_failed.wait());
+  // The idle worker went back to sleep after the paused one (so a single notify would
+  // go to the paused one, which waits longer). Reproduces the bug; not a sync.
+  ASSERT_TRUE(store.idle_poll_after.wait(3000ms));
+  std::this_thread::sleep_for(20ms);
+  jobs::Job j;
+  j.prompt = "new";
+  std::promise<SubmitOutcome> p;
+  service.submit(std::move(j), [&](SubmitOutcome out) { p.set_value(out); });
+  const auto t0 = Clock::now();
+  // The idle poll (1 s) would pick it up anyway: it must come well before that.
+  EXPECT_TRUE(store.claimed_new.wait(700ms))
+      << "not claimed after " << std::chrono::duration<double>(Clock::now() - t0).count()
+      << " s: the wake-up went to the paused worker";
+  p.get_future().wait();
+  service.stop();
+}
+
 }  // namespace
