@@ -243,10 +243,17 @@ void LiveJobs::wait_terminal(const std::string& id, std::chrono::milliseconds ma
                              std::function<void()> done) {
   auto w = std::make_shared<Waiter>();
   w->done = std::move(done);
+  bool registered = false;
   {
     std::lock_guard lock(mu_);
-    waiters_[id].push_back(w);
+    // After the release at shutdown nobody would release a new waiter early: it is
+    // answered now. (Registration and release are ordered by mu_.)
+    if (!released_) {
+      waiters_[id].push_back(w);
+      registered = true;
+    }
   }
+  if (!registered) return w->fire();
   // Registered first, checked second: a job ending in between still wakes us.
   auto rj = find(id);
   bool running_here = false;
@@ -299,6 +306,7 @@ void LiveJobs::release_all_waiters() {
   std::unordered_map<std::string, std::vector<std::shared_ptr<Waiter>>> all;
   {
     std::lock_guard lock(mu_);
+    released_ = true;
     all.swap(waiters_);
   }
   for (auto& [id, ws] : all)

@@ -94,7 +94,7 @@ class LiveJobs {
   // ?wait= support (see JobService::wait_terminal).
   void wait_terminal(const std::string& id, std::chrono::milliseconds max_wait,
                      std::function<void()> done);
-  // Fires every waiter (shutdown).
+  // Fires every waiter (shutdown), and from now on every new one at once.
   void release_all_waiters();
 
  private:
@@ -111,6 +111,7 @@ class LiveJobs {
   std::unordered_map<std::string, std::shared_ptr<RunningJob>> running_;
   std::unordered_map<std::string, std::shared_ptr<EventLog>> logs_;
   std::unordered_map<std::string, std::vector<std::shared_ptr<Waiter>>> waiters_;
+  bool released_ = false;  // release_all_waiters ran: waiters fire as they come
 };
 
 }  // namespace runq::jobs

@@ -297,4 +297,25 @@ TEST(WakeRace, NewJobIsClaimedAtOnceWhileAnotherWorkerIsPaused) {
   service.stop();
 }
 
+// --- Race 8: a ?wait= waiter registered after the release at shutdown --------------
+
+TEST(WaiterRace, WaiterRegisteredAfterTheReleaseIsAnsweredAtOnce) {
+  auto store = memory_store();
+  jobs::Job j;
+  j.id = "run_waiterrace01";
+  j.prompt = "p";
+  j.created_at_us = util::now_us();
+  j.timeout_s = 60;
+  j.request_hash = "h";
+  ASSERT_EQ(store->insert({j}).at(0).outcome, store::InsertResult::Outcome::inserted);
+  jobs::Transitions transitions(*store);
+  jobs::TimerQueue timers;
+  jobs::LiveJobs live(*store, transitions, timers, {});
+  live.release_all_waiters();  // begin_stop ran just before the registration
+  Gate done;
+  live.wait_terminal(j.id, 60s, [&] { done.open(); });
+  EXPECT_TRUE(done.wait(1000ms)) << "left waiting for its whole ?wait=";
+  timers.stop();
+}
+
 }  // namespace
