@@ -192,11 +192,20 @@ bool LiveJobs::finalize(RunningJob& rj, const Ending& ending) {
 }
 
 bool LiveJobs::cancel_queued(const std::string& id, const Ending& ending) {
-  if (!transitions_.cancel_queued(id, util::now_us(), ending.error, std::string())) return false;
   std::shared_ptr<EventLog> log;
   {
     std::lock_guard lock(mu_);
     auto it = logs_.find(id);
+    if (it != logs_.end()) log = it->second;
+  }
+  // The whole history is stored (a retried job's attempts too): a stream resumed later
+  // replays it from the store with the same ids. No live log: readers synthesize it.
+  const std::string events =
+      log ? log->to_json_closed_with(ending.event_type, ending.event_data) : std::string();
+  if (!transitions_.cancel_queued(id, util::now_us(), ending.error, events)) return false;
+  {
+    std::lock_guard lock(mu_);
+    auto it = logs_.find(id);  // maybe one a stream created meanwhile
     if (it != logs_.end()) {
       log = it->second;
       logs_.erase(it);

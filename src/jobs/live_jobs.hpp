@@ -84,8 +84,9 @@ class LiveJobs {
   // may try again.
   bool finalize(RunningJob& rj, const Ending& ending);
 
-  // Cancels a queued job in the store, then closes its event log if it has one and
-  // wakes waiters. False if the job was not queued.
+  // Cancels a queued job in the store, storing its event history (the live log's, when
+  // it has one: e.g. the attempts of a retried job), then closes that log and wakes
+  // waiters. False if the job was not queued.
   bool cancel_queued(const std::string& id, const Ending& ending);
 
   // The event log for an SSE stream (see JobService::events).

@@ -1,0 +1,87 @@
+// Races of the SSE event logs, each forced by a store wrapper that holds a thread at the
+// exact call where the bad interleaving happens.
+#include "forwarding_store.hpp"
+#include "race_helpers.hpp"
+#include "runq/jobs/job_service.hpp"
+#include "runq/store/sqlite_store.hpp"
+#include "runq/util/time.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <future>
+#include <thread>
+
+using namespace runq;
+using namespace std::chrono_literals;
+using jobs::JobStatus;
+using jobs::SubmitOutcome;
+using racetest::ForwardingStore;
+using racetest::Gate;
+using racetest::ScriptedAgent;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::unique_ptr<store::Store> memory_store() { return store::open_sqlite_store(":memory:"); }
+
+template <class F>
+bool eventually(F cond, std::chrono::milliseconds within = 5000ms) {
+  const auto deadline = Clock::now() + within;
+  while (!cond()) {
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+SubmitOutcome submit(jobs::JobService& s, nlohmann::json config, int max_retries = 0) {
+  jobs::Job j;
+  j.prompt = "p";
+  j.config = std::move(config);
+  j.max_retries = max_retries;
+  std::promise<SubmitOutcome> p;
+  auto f = p.get_future();
+  s.submit(std::move(j), [&p](SubmitOutcome o) { p.set_value(std::move(o)); });
+  return f.get();
+}
+
+std::vector<jobs::Event> events_of(jobs::EventLog& log, bool* closed = nullptr) {
+  bool c = false;
+  auto ev = log.since(0, &c);
+  if (closed) *closed = c;
+  return ev;
+}
+
+// --- Race 5: a retried job cancelled while queued keeps its history -------------------
+
+TEST(CancelRace, RetriedJobCancelledWhileQueuedStoresItsWholeHistory) {
+  auto store = memory_store();
+  ScriptedAgent agent;
+  jobs::ServiceOptions o;
+  o.max_concurrent = 1;
+  o.retry_base_delay = 60s;  // it waits in the queue for its retry
+  jobs::JobService service(*store, agent, o);
+  service.start();
+  auto out = submit(service, {{"fail_first", true}}, 1);
+  const auto id = out.job.id;
+  auto live = service.events(id);
+  ASSERT_TRUE(eventually([&] { return events_of(*live).size() >= 3; }));  // queued, running, retry
+  ASSERT_EQ(service.cancel(id).kind, jobs::CancelOutcome::Kind::cancelled);
+  bool closed = false;
+  auto all = events_of(*live, &closed);
+  ASSERT_TRUE(closed);
+  ASSERT_EQ(all.size(), 4u);
+  // A stream resumed with Last-Event-ID: 3 (from the store now) gets the end.
+  auto resumed = service.events(id);
+  ASSERT_TRUE(resumed);
+  auto rest = resumed->since(3, &closed);
+  EXPECT_TRUE(closed);
+  ASSERT_EQ(rest.size(), 1u) << "the final event is lost";
+  EXPECT_EQ(rest[0].id, 4);
+  EXPECT_EQ(rest[0].type, "cancelled");
+  EXPECT_EQ(events_of(*resumed).size(), 4u);
+  service.stop();
+}
+
+}  // namespace
