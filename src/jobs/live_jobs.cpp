@@ -88,9 +88,10 @@ std::shared_ptr<EventLog> LiveJobs::log_locked(const std::string& id) {
   return log;
 }
 
-void LiveJobs::drop_log(const std::string& id) {
+void LiveJobs::drop_log(const std::string& id, const EventLog* log) {
   std::lock_guard lock(mu_);
-  logs_.erase(id);
+  auto it = logs_.find(id);
+  if (it != logs_.end() && it->second.get() == log) logs_.erase(it);
 }
 
 std::shared_ptr<RunningJob> LiveJobs::add_running(const Job& job) {
@@ -185,7 +186,7 @@ bool LiveJobs::finalize(RunningJob& rj, const Ending& ending) {
     rj.view = std::move(final_job);
     rj.log->close_with(ending.event_type, ending.event_data);
   }
-  drop_log(rj.view.id);
+  drop_log(rj.view.id, rj.log.get());
   notify_waiters(rj.view.id);
   if (on_end_) on_end_(rj.view.id);
   return true;
@@ -240,10 +241,18 @@ std::shared_ptr<EventLog> LiveJobs::log_for_stream(const std::string& id) {
     log = log_locked(id);
   }
   auto again = store_.get(id);
-  if (!again) return nullptr;
-  if (is_terminal(again->status) && !log->closed()) {
-    drop_log(id);
-    return from_store(*again);
+  if (!again || (is_terminal(again->status) && !log->closed())) {
+    // Ended (or gone) before the log existed, so nobody closes it: close it here, with
+    // the stored end, since another stream may have found it in logs_ meanwhile.
+    auto stored = again ? from_store(*again) : nullptr;
+    bool closed = false;
+    std::vector<Event> last = stored ? stored->since(0, &closed) : std::vector<Event>{};
+    if (!last.empty())
+      log->close_with(last.back().type, last.back().data);
+    else
+      log->close_with("error", util::json_text(json{{"error", "Job not found"}}));
+    drop_log(id, log.get());
+    return stored;
   }
   return log;
 }

@@ -101,7 +101,8 @@ class LiveJobs {
  private:
   struct Waiter;
   std::shared_ptr<EventLog> log_locked(const std::string& id);  // get or create
-  void drop_log(const std::string& id);
+  // Forgets the log of `id` if it is still `log` (a newer one may have replaced it).
+  void drop_log(const std::string& id, const EventLog* log);
   void notify_waiters(const std::string& id);
 
   store::Store& store_;

@@ -53,6 +53,68 @@ std::vector<jobs::Event> events_of(jobs::EventLog& log, bool* closed = nullptr) 
   return ev;
 }
 
+// --- Race 3: a stream's log that nobody closes ----------------------------------------
+
+// Holds the first two store reads of the job (the two reads of log_for_stream) until
+// the test lets each go.
+class HeldGetStore : public ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  Gate first_read, go_first, second_read, go_second;
+  std::optional<store::Job> get(const std::string& id) override {
+    auto j = ForwardingStore::get(id);
+    const int n = ++reads_;
+    if (n == 1) {
+      first_read.open();
+      go_first.wait();
+    } else if (n == 2) {
+      second_read.open();
+      go_second.wait();
+    }
+    return j;
+  }
+
+ private:
+  std::atomic<int> reads_{0};
+};
+
+TEST(StreamRace, SecondStreamOfAJobEndingBetweenTheReadsGetsAClosedLog) {
+  HeldGetStore store(memory_store());
+  jobs::Job j;
+  j.id = "run_streamrace01";
+  j.prompt = "p";
+  j.created_at_us = util::now_us();
+  j.timeout_s = 60;
+  j.request_hash = "h";
+  ASSERT_EQ(store.insert({j}, store::kUnlimited).at(0).outcome,
+            store::InsertResult::Outcome::inserted);
+  ScriptedAgent agent;
+  jobs::JobService service(store, agent, jobs::ServiceOptions{});  // no workers started
+  // Stream 1 reads the job: queued...
+  auto first = std::async(std::launch::async, [&] { return service.events(j.id); });
+  ASSERT_TRUE(store.first_read.wait());
+  // ...it is cancelled before stream 1 creates the live log (so nobody closes that)...
+  EXPECT_EQ(service.cancel(j.id).kind, jobs::CancelOutcome::Kind::cancelled);
+  store.go_first.open();
+  // ...and stream 2 finds that log while stream 1 reads the job again.
+  ASSERT_TRUE(store.second_read.wait());
+  auto second = service.events(j.id);
+  store.go_second.open();
+  auto one = first.get();
+  ASSERT_TRUE(one && second);
+  bool closed1 = false, closed2 = false;
+  auto ev1 = events_of(*one, &closed1);
+  auto ev2 = events_of(*second, &closed2);
+  EXPECT_TRUE(closed1);
+  EXPECT_TRUE(closed2) << "stream 2 would wait forever";
+  ASSERT_FALSE(ev2.empty());
+  EXPECT_EQ(ev2.back().type, "cancelled");
+  // A new stream now comes from the store.
+  bool closed3 = false;
+  events_of(*service.events(j.id), &closed3);
+  EXPECT_TRUE(closed3);
+}
+
 // --- Race 5: a retried job cancelled while queued keeps its history -------------------
 
 TEST(CancelRace, RetriedJobCancelledWhileQueuedStoresItsWholeHistory) {
