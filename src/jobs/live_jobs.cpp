@@ -100,6 +100,12 @@ std::shared_ptr<RunningJob> LiveJobs::add_running(const Job& job) {
   rj->view.prompt.clear();  // the view is copied on every status read: keep it small
   rj->view.agent_yaml.reset();
   transitions_.to_running(rj->view);
+  // A retry claimed at once (--retry-delay 0): its previous attempt may still be in
+  // retry_later, between re-queueing it in the store and appending the "queued" retry
+  // event, under its mu. Wait for that so the events stay in order.
+  std::shared_ptr<RunningJob> prev = find(job.id);
+  std::unique_lock<std::mutex> prev_lock;
+  if (prev) prev_lock = std::unique_lock(prev->mu);
   std::lock_guard lock(mu_);
   rj->log = log_locked(job.id);
   rj->log->append("status", status_event(job.id, JobStatus::running));

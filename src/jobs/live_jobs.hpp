@@ -60,7 +60,9 @@ class LiveJobs {
   LiveJobs(store::Store& store, Transitions& transitions, TimerQueue& timers,
            std::function<void(const std::string& id)> on_end);
 
-  // A worker claimed `job`: track it and announce `running` on its event log.
+  // A worker claimed `job`: track it and announce `running` on its event log. If the
+  // job's previous attempt is still being handed back to the queue, that finishes first
+  // (its "queued" retry event comes before this "running" one).
   std::shared_ptr<RunningJob> add_running(const Job& job);
   std::shared_ptr<RunningJob> find(const std::string& id) const;
   std::vector<std::shared_ptr<RunningJob>> all() const;
@@ -75,6 +77,7 @@ class LiveJobs {
 
   // A failed attempt goes back to the queue for a retry (the store says so already):
   // announce it on the event log; the worker then removes the job from the running ones.
+  // Called with rj.mu held (see add_running).
   void retrying(RunningJob& rj, const std::string& error, std::chrono::milliseconds delay);
 
   // Writes the job's terminal state to the store, then to the view and the event log,

@@ -146,4 +146,81 @@ TEST(CancelRace, RetriedJobCancelledWhileQueuedStoresItsWholeHistory) {
   service.stop();
 }
 
+// --- Race 6: with no retry delay, the retry event before the next "running" ----------
+
+// Holds the worker right after the store re-queued a failed attempt (before it announces
+// the retry) until the retry was claimed by the other worker and that one announced
+// `running` (or, when the fix keeps it from doing so, a moment later).
+class HeldRequeueStore : public ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  Gate requeued, reclaimed;
+  std::shared_ptr<jobs::EventLog> log;  // set before the job runs
+  bool requeue_for_retry(const std::string& id, std::int64_t not_before) override {
+    const bool ok = ForwardingStore::requeue_for_retry(id, not_before);
+    requeued.open();
+    if (reclaimed.wait()) {
+      // Without the fix the other worker appends `running` now; give it the chance
+      // (not a sync: with the fix it cannot, being held until we return).
+      const auto until = Clock::now() + 300ms;
+      while (Clock::now() < until && count_running() < 2) std::this_thread::sleep_for(1ms);
+    }
+    return ok;
+  }
+  std::optional<store::Job> claim_next(std::int64_t now) override {
+    auto j = ForwardingStore::claim_next(now);
+    if (j && j->attempts == 2) reclaimed.open();
+    return j;
+  }
+
+ private:
+  int count_running() {
+    int n = 0;
+    for (auto& e : events_of(*log))
+      if (e.type == "status" && nlohmann::json::parse(e.data)["status"] == "running") ++n;
+    return n;
+  }
+};
+
+TEST(RetryRace, RetryEventComesBeforeTheNextAttemptsRunning) {
+  HeldRequeueStore store(memory_store());
+  ScriptedAgent agent;
+  jobs::ServiceOptions o;
+  o.max_concurrent = 2;
+  o.retry_base_delay = 0ms;  // --retry-delay 0
+  jobs::JobService service(store, agent, o);
+  // The log is created (and the job queued) before a worker can take it.
+  jobs::Job j;
+  j.id = "run_retryrace001";
+  j.prompt = "p";
+  j.created_at_us = util::now_us();
+  j.timeout_s = 60;
+  j.request_hash = "h";
+  j.max_retries = 1;
+  j.config = {{"fail_first", true}};
+  ASSERT_EQ(store.insert({j}, store::kUnlimited).at(0).outcome,
+            store::InsertResult::Outcome::inserted);
+  store.log = service.events(j.id);
+  service.start();
+  // A submit wakes the idle worker, which claims the retry (older, so first) at once.
+  ASSERT_TRUE(store.requeued.wait());
+  submit(service, nlohmann::json::object());
+  bool closed = false;
+  ASSERT_TRUE(eventually([&] {
+    events_of(*store.log, &closed);
+    return closed;
+  }));
+  std::vector<std::string> order;
+  for (auto& e : events_of(*store.log)) {
+    auto d = nlohmann::json::parse(e.data);
+    order.push_back(e.type == "status" ? std::string(d["status"]) +
+                                             (d.contains("retry_in") ? "(retry)" : "")
+                                       : e.type);
+  }
+  const std::vector<std::string> want = {"queued", "running", "queued(retry)", "running",
+                                         "progress", "result"};
+  EXPECT_EQ(order, want);
+  service.stop();
+}
+
 }  // namespace
