@@ -246,6 +246,8 @@ void JobService::commit_loop() {
       spdlog::warn("queue full ({} jobs queued, --max-queued {}): refused {} submit(s)",
                    queued_now, options_.max_queued, refused);
     }
+    // Workers first: a client that polls right after its 202 finds the job claimed sooner.
+    if (inserted > 0) state_->scheduler.wake(inserted);
     for (std::size_t i = 0; i < batch.size(); ++i) {
       SubmitOutcome out;
       if (unavailable) {
@@ -272,7 +274,6 @@ void JobService::commit_loop() {
         spdlog::error("submit callback threw: {}", e.what());
       }
     }
-    if (inserted > 0) state_->scheduler.wake(inserted);
     for (const auto& [id, priority] : accepted)
       util::log::event(spdlog::level::info, "job submitted",
                        {{"job_id", id}, {"priority", priority}});
