@@ -338,7 +338,10 @@ AgentResult CommandAgent::run(const jobs::Job& job, jobs::CancelToken& cancel,
   stderr_handler.finish();
   spdlog::debug("job {}: {} (pid {}) ended with wait status {}", job.id, program, pid, status);
 
-  if (cancel.stopped()) return failure(stop_text(cancel.reason()));
+  // Exit 0 stands even if the token stopped meanwhile (a timeout firing as it ended):
+  // the worker decides, and only a user's cancel wins over a result.
+  const bool exited_ok = !overflow && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  if (cancel.stopped() && !exited_ok) return failure(stop_text(cancel.reason()));
   if (overflow)
     return failure("Output exceeded the limit of " + std::to_string(options_.max_output_bytes) +
                    " bytes");

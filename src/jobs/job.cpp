@@ -29,7 +29,8 @@ bool is_terminal(JobStatus s) {
 bool can_transition(JobStatus from, JobStatus to) {
   switch (from) {
     case JobStatus::queued: return to == JobStatus::running || to == JobStatus::cancelled;
-    case JobStatus::running: return is_terminal(to);
+    // running -> queued: a failed attempt retried, or a job stopped by shutdown.
+    case JobStatus::running: return is_terminal(to) || to == JobStatus::queued;
     default: return false;
   }
 }

@@ -2,6 +2,7 @@
 
 #include "live_jobs.hpp"
 #include "scheduler.hpp"
+#include "transitions.hpp"
 #include "runq/jobs/drain_rate.hpp"
 #include "runq/jobs/timer_queue.hpp"
 #include "runq/metrics/runq_metrics.hpp"
@@ -55,19 +56,22 @@ SchedulerOptions scheduler_options(const ServiceOptions& o, std::atomic<std::int
     drain.record();
   };
   so.on_requeued = [&queued] { queued.fetch_add(1); };
+  so.end_retry_first = o.end_retry_first;
   return so;
 }
 }  // namespace
 
 struct JobService::State {
   State(store::Store& store, agents::Agent& agent, const ServiceOptions& o)
-      : live(store, timers, o.on_job_end),
-        scheduler(store, agent, live, timers, scheduler_options(o, queued, drain)) {}
+      : transitions(store),
+        live(store, transitions, timers, o.on_job_end),
+        scheduler(store, transitions, agent, live, timers, scheduler_options(o, queued, drain)) {}
 
   // Backpressure bookkeeping (declared before the scheduler, which updates them).
   std::atomic<std::int64_t> queued{0};
   DrainRate drain;
 
+  Transitions transitions;  // every status change of a job goes through it
   TimerQueue timers;
   LiveJobs live;
   Scheduler scheduler;
@@ -127,6 +131,9 @@ void JobService::begin_stop() {
     std::lock_guard lock(state_->mu);
     if (state_->stopping) return;
     state_->stopping = true;
+    // First of all: a worker finishing a job while the joins below wait must not
+    // start another. (Inside the lock: whoever sees `stopping` sees no more claims.)
+    state_->scheduler.stop_claiming();
   }
   state_->cv.notify_all();
   {
@@ -136,7 +143,6 @@ void JobService::begin_stop() {
   state_->sweep_cv.notify_all();
   if (state_->sweeper.joinable()) state_->sweeper.join();
   if (state_->committer.joinable()) state_->committer.join();  // commits what it holds
-  state_->scheduler.stop_claiming();
   state_->live.release_all_waiters();
 }
 
@@ -240,6 +246,8 @@ void JobService::commit_loop() {
       spdlog::warn("queue full ({} jobs queued, --max-queued {}): refused {} submit(s)",
                    queued_now, options_.max_queued, refused);
     }
+    // Workers first: a client that polls right after its 202 finds the job claimed sooner.
+    if (inserted > 0) state_->scheduler.wake(inserted);
     for (std::size_t i = 0; i < batch.size(); ++i) {
       SubmitOutcome out;
       if (unavailable) {
@@ -266,7 +274,6 @@ void JobService::commit_loop() {
         spdlog::error("submit callback threw: {}", e.what());
       }
     }
-    if (inserted > 0) state_->scheduler.wake(inserted);
     for (const auto& [id, priority] : accepted)
       util::log::event(spdlog::level::info, "job submitted",
                        {{"job_id", id}, {"priority", priority}});
@@ -307,13 +314,12 @@ CancelOutcome JobService::cancel(const std::string& id) {
       std::lock_guard lock(rj->mu);
       return {CancelOutcome::Kind::cancelled, rj->view};
     }
-    if (store_.cancel_queued(id, util::now_us(), std::nullopt)) {
+    if (state_->live.cancel_queued(id, ending_cancelled(std::nullopt))) {
       state_->queued.fetch_sub(1);
       metrics::runq().job_finished(metrics::JobOutcome::cancelled, -1);
       util::log::event(spdlog::level::info, "job cancelled", {{"job_id", id}, {"was", "queued"}});
       util::log::event(spdlog::level::info, "job finished",
                        {{"job_id", id}, {"status", "cancelled"}, {"attempts", 0}});
-      state_->live.queued_job_cancelled(id, ending_cancelled(std::nullopt));
       auto job = store_.get_status(id);
       if (!job) return {CancelOutcome::Kind::not_found, {}};
       return {CancelOutcome::Kind::cancelled, *job};

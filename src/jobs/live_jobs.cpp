@@ -75,9 +75,9 @@ struct LiveJobs::Waiter {
   }
 };
 
-LiveJobs::LiveJobs(store::Store& store, TimerQueue& timers,
+LiveJobs::LiveJobs(store::Store& store, Transitions& transitions, TimerQueue& timers,
                    std::function<void(const std::string& id)> on_end)
-    : store_(store), timers_(timers), on_end_(std::move(on_end)) {}
+    : store_(store), transitions_(transitions), timers_(timers), on_end_(std::move(on_end)) {}
 
 std::shared_ptr<EventLog> LiveJobs::log_locked(const std::string& id) {
   auto& log = logs_[id];
@@ -88,9 +88,10 @@ std::shared_ptr<EventLog> LiveJobs::log_locked(const std::string& id) {
   return log;
 }
 
-void LiveJobs::drop_log(const std::string& id) {
+void LiveJobs::drop_log(const std::string& id, const EventLog* log) {
   std::lock_guard lock(mu_);
-  logs_.erase(id);
+  auto it = logs_.find(id);
+  if (it != logs_.end() && it->second.get() == log) logs_.erase(it);
 }
 
 std::shared_ptr<RunningJob> LiveJobs::add_running(const Job& job) {
@@ -98,6 +99,13 @@ std::shared_ptr<RunningJob> LiveJobs::add_running(const Job& job) {
   rj->view = job;
   rj->view.prompt.clear();  // the view is copied on every status read: keep it small
   rj->view.agent_yaml.reset();
+  transitions_.to_running(rj->view);
+  // A retry claimed at once (--retry-delay 0): its previous attempt may still be in
+  // retry_later, between re-queueing it in the store and appending the "queued" retry
+  // event, under its mu. Wait for that so the events stay in order.
+  std::shared_ptr<RunningJob> prev = find(job.id);
+  std::unique_lock<std::mutex> prev_lock;
+  if (prev) prev_lock = std::unique_lock(prev->mu);
   std::lock_guard lock(mu_);
   rj->log = log_locked(job.id);
   rj->log->append("status", status_event(job.id, JobStatus::running));
@@ -167,7 +175,9 @@ bool LiveJobs::finalize(RunningJob& rj, const Ending& ending) {
     final_job.events_json = rj.log->to_json_closed_with(ending.event_type, ending.event_data);
     // Store first: once a client can see the terminal event, /result must agree.
     const auto t0 = std::chrono::steady_clock::now();
-    const bool stored = store_.finish(final_job);
+    const auto outcome = transitions_.finish(rj.view, final_job);
+    if (outcome == Transitions::Finish::refused) return false;  // logged there
+    const bool stored = outcome == Transitions::Finish::stored;
     metrics::runq().store_op(
         metrics::StoreOp::finish,
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
@@ -182,17 +192,27 @@ bool LiveJobs::finalize(RunningJob& rj, const Ending& ending) {
     rj.view = std::move(final_job);
     rj.log->close_with(ending.event_type, ending.event_data);
   }
-  drop_log(rj.view.id);
+  drop_log(rj.view.id, rj.log.get());
   notify_waiters(rj.view.id);
   if (on_end_) on_end_(rj.view.id);
   return true;
 }
 
-void LiveJobs::queued_job_cancelled(const std::string& id, const Ending& ending) {
+bool LiveJobs::cancel_queued(const std::string& id, const Ending& ending) {
   std::shared_ptr<EventLog> log;
   {
     std::lock_guard lock(mu_);
     auto it = logs_.find(id);
+    if (it != logs_.end()) log = it->second;
+  }
+  // The whole history is stored (a retried job's attempts too): a stream resumed later
+  // replays it from the store with the same ids. No live log: readers synthesize it.
+  const std::string events =
+      log ? log->to_json_closed_with(ending.event_type, ending.event_data) : std::string();
+  if (!transitions_.cancel_queued(id, util::now_us(), ending.error, events)) return false;
+  {
+    std::lock_guard lock(mu_);
+    auto it = logs_.find(id);  // maybe one a stream created meanwhile
     if (it != logs_.end()) {
       log = it->second;
       logs_.erase(it);
@@ -201,6 +221,7 @@ void LiveJobs::queued_job_cancelled(const std::string& id, const Ending& ending)
   if (log) log->close_with(ending.event_type, ending.event_data);
   notify_waiters(id);
   if (on_end_) on_end_(id);
+  return true;
 }
 
 std::shared_ptr<EventLog> LiveJobs::log_for_stream(const std::string& id) {
@@ -226,10 +247,18 @@ std::shared_ptr<EventLog> LiveJobs::log_for_stream(const std::string& id) {
     log = log_locked(id);
   }
   auto again = store_.get(id);
-  if (!again) return nullptr;
-  if (is_terminal(again->status) && !log->closed()) {
-    drop_log(id);
-    return from_store(*again);
+  if (!again || (is_terminal(again->status) && !log->closed())) {
+    // Ended (or gone) before the log existed, so nobody closes it: close it here, with
+    // the stored end, since another stream may have found it in logs_ meanwhile.
+    auto stored = again ? from_store(*again) : nullptr;
+    bool closed = false;
+    std::vector<Event> last = stored ? stored->since(0, &closed) : std::vector<Event>{};
+    if (!last.empty())
+      log->close_with(last.back().type, last.back().data);
+    else
+      log->close_with("error", util::json_text(json{{"error", "Job not found"}}));
+    drop_log(id, log.get());
+    return stored;
   }
   return log;
 }
@@ -238,10 +267,17 @@ void LiveJobs::wait_terminal(const std::string& id, std::chrono::milliseconds ma
                              std::function<void()> done) {
   auto w = std::make_shared<Waiter>();
   w->done = std::move(done);
+  bool registered = false;
   {
     std::lock_guard lock(mu_);
-    waiters_[id].push_back(w);
+    // After the release at shutdown nobody would release a new waiter early: it is
+    // answered now. (Registration and release are ordered by mu_.)
+    if (!released_) {
+      waiters_[id].push_back(w);
+      registered = true;
+    }
   }
+  if (!registered) return w->fire();
   // Registered first, checked second: a job ending in between still wakes us.
   auto rj = find(id);
   bool running_here = false;
@@ -294,6 +330,7 @@ void LiveJobs::release_all_waiters() {
   std::unordered_map<std::string, std::vector<std::shared_ptr<Waiter>>> all;
   {
     std::lock_guard lock(mu_);
+    released_ = true;
     all.swap(waiters_);
   }
   for (auto& [id, ws] : all)

@@ -6,6 +6,7 @@
 #include "runq/jobs/job.hpp"
 #include "runq/jobs/timer_queue.hpp"
 #include "runq/store/store.hpp"
+#include "transitions.hpp"
 
 #include <chrono>
 #include <functional>
@@ -56,10 +57,12 @@ std::shared_ptr<EventLog> synthesize_events(const Job& job);
 class LiveJobs {
  public:
   // on_end is called (on the ending thread) after each job's terminal state is stored.
-  LiveJobs(store::Store& store, TimerQueue& timers,
+  LiveJobs(store::Store& store, Transitions& transitions, TimerQueue& timers,
            std::function<void(const std::string& id)> on_end);
 
-  // A worker claimed `job`: track it and announce `running` on its event log.
+  // A worker claimed `job`: track it and announce `running` on its event log. If the
+  // job's previous attempt is still being handed back to the queue, that finishes first
+  // (its "queued" retry event comes before this "running" one).
   std::shared_ptr<RunningJob> add_running(const Job& job);
   std::shared_ptr<RunningJob> find(const std::string& id) const;
   std::vector<std::shared_ptr<RunningJob>> all() const;
@@ -74,6 +77,7 @@ class LiveJobs {
 
   // A failed attempt goes back to the queue for a retry (the store says so already):
   // announce it on the event log; the worker then removes the job from the running ones.
+  // Called with rj.mu held (see add_running).
   void retrying(RunningJob& rj, const std::string& error, std::chrono::milliseconds delay);
 
   // Writes the job's terminal state to the store, then to the view and the event log,
@@ -83,8 +87,10 @@ class LiveJobs {
   // may try again.
   bool finalize(RunningJob& rj, const Ending& ending);
 
-  // A queued job was cancelled in the store: close its event log if it has one.
-  void queued_job_cancelled(const std::string& id, const Ending& ending);
+  // Cancels a queued job in the store, storing its event history (the live log's, when
+  // it has one: e.g. the attempts of a retried job), then closes that log and wakes
+  // waiters. False if the job was not queued.
+  bool cancel_queued(const std::string& id, const Ending& ending);
 
   // The event log for an SSE stream (see JobService::events).
   std::shared_ptr<EventLog> log_for_stream(const std::string& id);
@@ -92,22 +98,25 @@ class LiveJobs {
   // ?wait= support (see JobService::wait_terminal).
   void wait_terminal(const std::string& id, std::chrono::milliseconds max_wait,
                      std::function<void()> done);
-  // Fires every waiter (shutdown).
+  // Fires every waiter (shutdown), and from now on every new one at once.
   void release_all_waiters();
 
  private:
   struct Waiter;
   std::shared_ptr<EventLog> log_locked(const std::string& id);  // get or create
-  void drop_log(const std::string& id);
+  // Forgets the log of `id` if it is still `log` (a newer one may have replaced it).
+  void drop_log(const std::string& id, const EventLog* log);
   void notify_waiters(const std::string& id);
 
   store::Store& store_;
+  Transitions& transitions_;
   TimerQueue& timers_;
   std::function<void(const std::string& id)> on_end_;
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<RunningJob>> running_;
   std::unordered_map<std::string, std::shared_ptr<EventLog>> logs_;
   std::unordered_map<std::string, std::vector<std::shared_ptr<Waiter>>> waiters_;
+  bool released_ = false;  // release_all_waiters ran: waiters fire as they come
 };
 
 }  // namespace runq::jobs

@@ -21,10 +21,9 @@ constexpr auto kIdlePoll = std::chrono::seconds(1);
 constexpr auto kStoreErrorBackoff = std::chrono::milliseconds(1000);
 // Recording a job's end while the store cannot be written (disk full, read-only): tried
 // again after this, doubling up to the max, until it succeeds or the server stops.
-constexpr auto kEndRetryFirst = std::chrono::milliseconds(200);
+// (The first pause is SchedulerOptions::end_retry_first.) Other errors (e.g. SQLITE_BUSY)
+// are retried the same way: giving up would leave the job `running` for good.
 constexpr auto kEndRetryMax = std::chrono::milliseconds(5000);
-// How often a worker tries recording a job's end when the store fails otherwise.
-constexpr int kFinishAttempts = 5;
 
 // Forwards an agent's progress to the live view and the event log.
 class Sink : public agents::ProgressSink {
@@ -42,9 +41,10 @@ class Sink : public agents::ProgressSink {
 };
 }  // namespace
 
-Scheduler::Scheduler(store::Store& store, agents::Agent& agent, LiveJobs& live,
-                     TimerQueue& timers, SchedulerOptions options)
+Scheduler::Scheduler(store::Store& store, Transitions& transitions, agents::Agent& agent,
+                     LiveJobs& live, TimerQueue& timers, SchedulerOptions options)
     : store_(store),
+      transitions_(transitions),
       agent_(agent),
       live_(live),
       timers_(timers),
@@ -62,7 +62,8 @@ void Scheduler::stop_claiming() {
     std::lock_guard lock(mu_);
     stopping_ = true;
   }
-  cv_.notify_all();
+  work_cv_.notify_all();
+  pause_cv_.notify_all();
 }
 
 bool Scheduler::wait_idle(std::chrono::steady_clock::time_point deadline) {
@@ -77,7 +78,8 @@ void Scheduler::stop() {
     stopping_ = true;
     cancel_running_ = true;
   }
-  cv_.notify_all();
+  work_cv_.notify_all();
+  pause_cv_.notify_all();
   for (auto& rj : live_.all()) rj->token.cancel(StopReason::shutdown);
   for (auto& t : workers_) t.join();
   workers_.clear();
@@ -89,9 +91,9 @@ void Scheduler::wake(int n) {
     ++generation_;
   }
   if (n >= options_.workers)
-    cv_.notify_all();
+    work_cv_.notify_all();
   else
-    for (int i = 0; i < n; ++i) cv_.notify_one();
+    for (int i = 0; i < n; ++i) work_cv_.notify_one();
 }
 
 void Scheduler::worker_loop() {
@@ -134,17 +136,47 @@ void Scheduler::worker_loop() {
     }
     if (job) {
       if (options_.on_claimed) options_.on_claimed();
+      if (!admit()) {  // the stop began while we claimed: it must not run now
+        give_back(*job);
+        return;
+      }
       run_job(std::move(*job));
       continue;
     }
     // Nothing queued: sleep until a wake-up newer than our last look (or the poll).
     std::unique_lock lock(mu_);
-    cv_.wait_for(lock, kIdlePoll, [&] { return stopping_ || generation_ != seen; });
+    work_cv_.wait_for(lock, kIdlePoll, [&] { return stopping_ || generation_ != seen; });
   }
 }
 
-void Scheduler::run_job(Job job) {
+bool Scheduler::admit() {
+  // Checked and counted under one lock: once stop_claiming() has returned, every job
+  // either counts for wait_idle or goes back to the queue.
+  std::lock_guard lock(mu_);
+  if (stopping_) return false;
   running_.fetch_add(1);
+  return true;
+}
+
+// A job claimed after the stop began never runs: it goes straight back to the queue,
+// with its attempt given back where the store can (it did not start), so its retries
+// and --max-attempts are not spent. If that write fails the job stays `running` and
+// the next start re-queues it, as after any stop.
+void Scheduler::give_back(Job& job) {
+  try {
+    if (transitions_.unclaim(job)) {
+      if (options_.on_requeued) options_.on_requeued();
+      spdlog::info("job {}: claimed as the server began to stop; back in the queue", job.id);
+      return;
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("job {}: could not put it back in the queue: {}", job.id, e.what());
+  }
+  spdlog::info("job {}: claimed as the server began to stop; it runs after restart", job.id);
+}
+
+// Runs a job admit() counted as running.
+void Scheduler::run_job(Job job) {
   job.agent_id = agent_.id();
   auto rj = live_.add_running(job);
   {
@@ -182,21 +214,20 @@ void Scheduler::run_job(Job job) {
     rj->view.metrics = result.metrics;
   }
 
+  // The work is done: an ok result wins over a timeout or a shutdown that came too late
+  // to stop it. Only a user's cancel wins over it (recorded by the cancel request).
   std::optional<Ending> ending;
-  switch (rj->token.reason()) {
-    case StopReason::cancelled:  // the cancel request has recorded it already
-      ending = ending_cancelled(std::nullopt);
-      break;
-    case StopReason::timed_out:
-      ending = ending_failed("Job timed out after " + std::to_string(job.timeout_s) + "s");
-      break;
-    case StopReason::shutdown:
-      requeue_stopped(*rj, job);
-      break;
-    case StopReason::none:
-      ending = result.ok ? ending_succeeded(result.output) : ending_failed(result.error);
-      break;
-  }
+  const StopReason why = rj->token.reason();
+  if (why == StopReason::cancelled)
+    ending = ending_cancelled(std::nullopt);
+  else if (result.ok)
+    ending = ending_succeeded(result.output);
+  else if (why == StopReason::timed_out)
+    ending = ending_failed("Job timed out after " + std::to_string(job.timeout_s) + "s");
+  else if (why == StopReason::shutdown)
+    requeue_stopped(*rj, job);
+  else
+    ending = ending_failed(result.error);
   if (ending) {
     ending->completed_at_us = util::now_us();
     const bool want_retry =
@@ -218,7 +249,7 @@ void Scheduler::requeue_stopped(RunningJob& rj, const Job& job) {
   std::lock_guard lock(rj.mu);
   if (!rj.current()) return;  // cancelled meanwhile
   try {
-    if (store_.requeue_for_retry(job.id, util::now_us())) {
+    if (transitions_.requeue(rj.view, util::now_us())) {
       if (options_.on_requeued) options_.on_requeued();
       rj.requeued = true;
       spdlog::info("job {}: stopped by shutdown; re-queued, it runs again after restart",
@@ -233,7 +264,7 @@ void Scheduler::requeue_stopped(RunningJob& rj, const Job& job) {
 
 bool Scheduler::pause(std::chrono::milliseconds d, bool until_cancel) {
   std::unique_lock lock(mu_);
-  return !cv_.wait_for(lock, d, [&] { return until_cancel ? cancel_running_ : stopping_; });
+  return !pause_cv_.wait_for(lock, d, [&] { return until_cancel ? cancel_running_ : stopping_; });
 }
 
 // Records how a job ended: back to the queue for a retry (want_retry), else its terminal
@@ -243,8 +274,7 @@ bool Scheduler::pause(std::chrono::milliseconds d, bool until_cancel) {
 // first is it given up — then the job is still `running` in the store and runs again
 // after the restart, like any job interrupted by a stop.
 void Scheduler::record_end(RunningJob& rj, const Job& job, Ending ending, bool want_retry) {
-  auto backoff = kEndRetryFirst;
-  int other_failures = 0;
+  auto backoff = options_.end_retry_first;
   for (int attempt = 1;; ++attempt) {
     try {
       if (want_retry) {
@@ -263,9 +293,8 @@ void Scheduler::record_end(RunningJob& rj, const Job& job, Ending ending, bool w
                      "again until the store can be written",
                      job.id, to_string(ending.status), e.what());
     } catch (const std::exception& e) {
-      spdlog::error("job {}: recording its end failed (try {}): {}", job.id,
-                    other_failures + 1, e.what());
-      if (++other_failures >= kFinishAttempts) return;
+      spdlog::error("job {}: recording its end failed (try {}): {}; trying again", job.id,
+                    attempt, e.what());
     }
     if (!pause(backoff, /*until_cancel=*/true)) {  // a drain keeps trying; stop() ends it
       spdlog::warn("job {}: the server stops before its end could be stored; it is left "
@@ -294,7 +323,7 @@ bool Scheduler::retry_later(RunningJob& rj, const Job& job, const std::string& e
     std::lock_guard lock(rj.mu);
     if (rj.finalized) return false;  // cancelled meanwhile
     try {
-      if (!store_.requeue_for_retry(job.id, not_before)) return false;
+      if (!transitions_.requeue(rj.view, not_before)) return false;
     } catch (const store::StoreUnavailable&) {
       throw;  // the caller keeps the job and tries again
     } catch (const std::exception& e) {

@@ -2,6 +2,7 @@
 // Private to jobs/: the worker pool. Each worker claims the best queued job from the
 // store (priority, then FIFO), runs it on the agent, and records how it ended.
 #include "live_jobs.hpp"
+#include "transitions.hpp"
 #include "runq/agents/agent.hpp"
 #include "runq/jobs/timer_queue.hpp"
 #include "runq/store/store.hpp"
@@ -25,12 +26,15 @@ struct SchedulerOptions {
   // went back to it for a retry. May be empty.
   std::function<void()> on_claimed;
   std::function<void()> on_requeued;
+  // First pause before storing a job's end again after the store failed; doubles up to
+  // 5 s. (Tests shorten it.)
+  std::chrono::milliseconds end_retry_first{200};
 };
 
 class Scheduler {
  public:
-  Scheduler(store::Store& store, agents::Agent& agent, LiveJobs& live, TimerQueue& timers,
-            SchedulerOptions options);
+  Scheduler(store::Store& store, Transitions& transitions, agents::Agent& agent,
+            LiveJobs& live, TimerQueue& timers, SchedulerOptions options);
   ~Scheduler();
 
   void start();
@@ -48,6 +52,9 @@ class Scheduler {
 
  private:
   void worker_loop();
+  // Counts a claimed job as running, unless claiming has stopped (then false).
+  bool admit();
+  void give_back(Job& job);
   void run_job(Job job);
   void record_end(RunningJob& rj, const Job& job, Ending ending, bool want_retry);
   bool retry_later(RunningJob& rj, const Job& job, const std::string& error);
@@ -57,13 +64,17 @@ class Scheduler {
   bool pause(std::chrono::milliseconds d, bool until_cancel = false);
 
   store::Store& store_;
+  Transitions& transitions_;
   agents::Agent& agent_;
   LiveJobs& live_;
   TimerQueue& timers_;
   SchedulerOptions options_;
 
   std::mutex mu_;
-  std::condition_variable cv_;
+  // Two condition variables: a wake-up for new work must reach an idle worker, never
+  // one sleeping in pause() (which would swallow it).
+  std::condition_variable work_cv_;   // idle workers: new work, or stop
+  std::condition_variable pause_cv_;  // pause(): stop_claiming / stop
   std::uint64_t generation_ = 0;  // bumped by wake(): "there may be new work"
   bool stopping_ = false;          // no more claims
   bool cancel_running_ = false;    // stop(): running jobs are stopped too

@@ -32,7 +32,10 @@ TEST(JobStatus, StateMachine) {
   EXPECT_TRUE(can_transition(JobStatus::running, JobStatus::succeeded));
   EXPECT_TRUE(can_transition(JobStatus::running, JobStatus::failed));
   EXPECT_TRUE(can_transition(JobStatus::running, JobStatus::cancelled));
-  EXPECT_FALSE(can_transition(JobStatus::running, JobStatus::queued));
+  // A retry or a stop at shutdown puts a running job back in the queue.
+  EXPECT_TRUE(can_transition(JobStatus::running, JobStatus::queued));
+  EXPECT_FALSE(can_transition(JobStatus::queued, JobStatus::queued));
+  EXPECT_FALSE(can_transition(JobStatus::running, JobStatus::running));
   for (auto from : {JobStatus::succeeded, JobStatus::failed, JobStatus::cancelled})
     for (auto to : {JobStatus::queued, JobStatus::running, JobStatus::succeeded,
                     JobStatus::failed, JobStatus::cancelled})

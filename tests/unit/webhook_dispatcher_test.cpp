@@ -1,5 +1,6 @@
 // Tests of the webhook dispatcher against a real SQLite store, with the timing of one
 // race forced by a store wrapper.
+#include "forwarding_store.hpp"
 #include "runq/store/sqlite_store.hpp"
 #include "runq/webhooks/dispatcher.hpp"
 #include "runq/webhooks/url_policy.hpp"
@@ -37,61 +38,12 @@ int closed_port() {
   return ntohs(a.sin_port);
 }
 
-// Forwards every call to a real store; tests override what they watch.
-class ForwardingStore : public store::Store {
- public:
-  explicit ForwardingStore(std::unique_ptr<store::Store> inner) : in_(std::move(inner)) {}
-
-  std::vector<store::WebhookDelivery> due_webhooks(std::int64_t now, int limit) override {
-    return in_->due_webhooks(now, limit);
-  }
-  void webhook_attempted(const std::string& id, bool delivered,
-                         std::optional<std::int64_t> next_at) override {
-    in_->webhook_attempted(id, delivered, next_at);
-  }
-  std::string kind() const override { return in_->kind(); }
-  std::vector<store::InsertResult> insert(const std::vector<store::Job>& b,
-                                          std::int64_t max_new) override {
-    return in_->insert(b, max_new);
-  }
-  std::optional<store::Job> get(const std::string& id) override { return in_->get(id); }
-  std::optional<store::Job> get_status(const std::string& id) override {
-    return in_->get_status(id);
-  }
-  std::optional<store::Job> claim_next(std::int64_t now) override {
-    return in_->claim_next(now);
-  }
-  bool finish(const store::Job& j) override { return in_->finish(j); }
-  bool cancel_queued(const std::string& id, std::int64_t now,
-                     const std::optional<std::string>& reason) override {
-    return in_->cancel_queued(id, now, reason);
-  }
-  store::RemoveOutcome remove(const std::string& id) override { return in_->remove(id); }
-  store::ListPage list(const store::ListQuery& q) override { return in_->list(q); }
-  store::StatusCounts count_by_status(const std::optional<std::string>& o) override {
-    return in_->count_by_status(o);
-  }
-  store::RequeueCounts requeue_running(int max_attempts) override {
-    return in_->requeue_running(max_attempts);
-  }
-  int delete_finished_before(std::int64_t before, int limit) override {
-    return in_->delete_finished_before(before, limit);
-  }
-  bool requeue_for_retry(const std::string& id, std::int64_t not_before) override {
-    return in_->requeue_for_retry(id, not_before);
-  }
-  std::optional<std::int64_t> next_webhook_at() override { return in_->next_webhook_at(); }
-
- protected:
-  std::unique_ptr<store::Store> in_;
-};
-
 // Forwards to a real store, forcing one interleaving: the first delivery attempt is
 // recorded only while a second read of the due deliveries (made while that delivery is
 // in flight) holds what it read, and that read returns only after the record and after
 // the dispatcher has let go of the delivery. That read's answer is stale: it still
 // shows the delivery due, the race that used to send the same webhook twice.
-class RacingStore : public ForwardingStore {
+class RacingStore : public racetest::ForwardingStore {
  public:
   using ForwardingStore::ForwardingStore;
 
@@ -106,7 +58,7 @@ class RacingStore : public ForwardingStore {
   }
 
   std::vector<store::WebhookDelivery> due_webhooks(std::int64_t now, int limit) override {
-    auto snapshot = in_->due_webhooks(now, limit);
+    auto snapshot = inner().due_webhooks(now, limit);
     std::unique_lock l(mu_);
     if (!snapshot.empty() && ++reads_seeing_it_ == 2) {
       holding_ = true;
@@ -127,7 +79,7 @@ class RacingStore : public ForwardingStore {
         cv_.wait_for(l, 5s, [&] { return holding_; });
       }
     }
-    in_->webhook_attempted(id, delivered, next_at);
+    inner().webhook_attempted(id, delivered, next_at);
     std::lock_guard l(mu_);
     ++recorded_;
     cv_.notify_all();
@@ -179,7 +131,7 @@ TEST(WebhookDispatcher, ADeliveryRecordedDuringAReadIsNotSentAgain) {
 namespace {
 
 // Records the first delivery attempt and lets a test wait for it.
-class RecordingStore : public ForwardingStore {
+class RecordingStore : public racetest::ForwardingStore {
  public:
   using ForwardingStore::ForwardingStore;
   struct Attempt {
@@ -193,7 +145,7 @@ class RecordingStore : public ForwardingStore {
   }
   void webhook_attempted(const std::string& id, bool delivered,
                          std::optional<std::int64_t> next_at) override {
-    in_->webhook_attempted(id, delivered, next_at);
+    inner().webhook_attempted(id, delivered, next_at);
     std::lock_guard l(mu_);
     if (!first_) first_ = Attempt{delivered, next_at};
     cv_.notify_all();

@@ -8,7 +8,8 @@
 
 namespace runq::jobs {
 
-// queued -> running -> succeeded | failed | cancelled;  queued -> cancelled.
+// queued -> running -> succeeded | failed | cancelled;  queued -> cancelled;
+// running -> queued (a retry, or back to the queue at shutdown).
 enum class JobStatus { queued, running, succeeded, failed, cancelled };
 
 std::string_view to_string(JobStatus s);

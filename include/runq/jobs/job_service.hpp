@@ -33,6 +33,9 @@ struct ServiceOptions {
   // Crash recovery: a job found `running` at start that has already started this many
   // times fails instead of running again. 0: never give up.
   int max_attempts = 3;
+  // First pause before a worker tries again to store a job's end the store refused
+  // (doubling up to 5 s, until it is stored or the server stops). Tests shorten it.
+  std::chrono::milliseconds end_retry_first{200};
   // Called after a job's terminal state is stored (e.g. to deliver its webhook soon).
   std::function<void(const std::string& job_id)> on_job_end;
 };

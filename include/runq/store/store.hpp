@@ -102,10 +102,12 @@ class Store {
   // has its webhook due from then on (in the same write).
   virtual bool finish(const Job& job) = 0;
 
-  // queued -> cancelled with `reason` as error (webhook due as for finish). False if the
-  // job was not queued.
+  // queued -> cancelled with `reason` as error (webhook due as for finish), storing
+  // `events_json` (the job's SSE history, closed with its `cancelled` event; "": none,
+  // readers synthesize it). False if the job was not queued.
   virtual bool cancel_queued(const std::string& id, std::int64_t now_us,
-                             const std::optional<std::string>& reason) = 0;
+                             const std::optional<std::string>& reason,
+                             const std::string& events_json = {}) = 0;
 
   // Deletes a terminal job and frees its idempotency key.
   virtual RemoveOutcome remove(const std::string& id) = 0;
@@ -130,6 +132,11 @@ class Store {
   // A failed attempt will be retried: running -> queued, not claimed before
   // not_before_us; attempts kept, error and progress cleared. False if not running.
   virtual bool requeue_for_retry(const std::string& id, std::int64_t not_before_us) = 0;
+
+  // A job claimed after the server began to stop, which never ran: running -> queued,
+  // claimable at once, and (where the store can) the claim's attempt given back. False if
+  // not running. By default a requeue_for_retry, which keeps the attempt counted.
+  virtual bool unclaim(const std::string& id) { return requeue_for_retry(id, 0); }
 
   // Finished jobs whose webhook is due at now_us, earliest first, at most `limit`.
   virtual std::vector<WebhookDelivery> due_webhooks(std::int64_t now_us, int limit) = 0;

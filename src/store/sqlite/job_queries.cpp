@@ -157,9 +157,15 @@ bool SqliteStore::finish(const Job& job) {
 }
 
 bool SqliteStore::cancel_queued(const std::string& id, std::int64_t now_us,
-                                const std::optional<std::string>& reason) {
+                                const std::optional<std::string>& reason,
+                                const std::string& events_json) {
   return write([&](Db& db) {
-    Use(db.cached(s_cancel, kCancel)).bind(1, id).bind(2, now_us).bind(3, reason).run();
+    Use(db.cached(s_cancel, kCancel))
+        .bind(1, id)
+        .bind(2, now_us)
+        .bind(3, reason)
+        .bind(4, events_json)
+        .run();
     return db.changes() == 1;
   });
 }
@@ -275,6 +281,13 @@ int SqliteStore::delete_finished_before(std::int64_t completed_before_us, int li
 bool SqliteStore::requeue_for_retry(const std::string& id, std::int64_t not_before_us) {
   return write([&](Db& db) {
     Use(db.cached(s_retry, kRetry)).bind(1, id).bind(2, not_before_us).run();
+    return db.changes() == 1;
+  });
+}
+
+bool SqliteStore::unclaim(const std::string& id) {
+  return write([&](Db& db) {
+    Use(db.cached(s_unclaim, kUnclaim)).bind(1, id).run();
     return db.changes() == 1;
   });
 }

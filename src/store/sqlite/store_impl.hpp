@@ -42,13 +42,15 @@ class SqliteStore final : public Store {
   std::optional<Job> claim_next(std::int64_t now_us) override;
   bool finish(const Job& job) override;
   bool cancel_queued(const std::string& id, std::int64_t now_us,
-                     const std::optional<std::string>& reason) override;
+                     const std::optional<std::string>& reason,
+                     const std::string& events_json) override;
   RemoveOutcome remove(const std::string& id) override;
   ListPage list(const ListQuery& q) override;
   StatusCounts count_by_status(const std::optional<std::string>& owner) override;
   RequeueCounts requeue_running(int max_attempts) override;
   int delete_finished_before(std::int64_t completed_before_us, int limit) override;
   bool requeue_for_retry(const std::string& id, std::int64_t not_before_us) override;
+  bool unclaim(const std::string& id) override;
   std::vector<WebhookDelivery> due_webhooks(std::int64_t now_us, int limit) override;
   void webhook_attempted(const std::string& id, bool delivered,
                          std::optional<std::int64_t> next_at_us) override;

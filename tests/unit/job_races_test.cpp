@@ -1,0 +1,321 @@
+// Races of the worker pool and the stop sequence, each forced by a store wrapper (or
+// agent) that holds a thread at the exact call where the bad interleaving happens.
+#include "forwarding_store.hpp"
+#include "race_helpers.hpp"
+#include "runq/agents/command_agent.hpp"
+#include "runq/jobs/job_service.hpp"
+#include "runq/store/sqlite_store.hpp"
+#include "runq/util/time.hpp"
+#include "../../src/jobs/live_jobs.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <future>
+#include <thread>
+
+using namespace runq;
+using namespace std::chrono_literals;
+using jobs::JobStatus;
+using jobs::SubmitOutcome;
+using racetest::ForwardingStore;
+using racetest::Gate;
+using racetest::ScriptedAgent;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::unique_ptr<store::Store> memory_store() { return store::open_sqlite_store(":memory:"); }
+
+// Polls `cond` (a state, not a timing) every millisecond, up to `within`.
+template <class F>
+bool eventually(F cond, std::chrono::milliseconds within = 5000ms) {
+  const auto deadline = Clock::now() + within;
+  while (!cond()) {
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+SubmitOutcome submit(jobs::JobService& s, nlohmann::json config, int max_retries = 0) {
+  jobs::Job j;
+  j.prompt = "p";
+  j.config = std::move(config);
+  j.max_retries = max_retries;
+  std::promise<SubmitOutcome> p;
+  auto f = p.get_future();
+  s.submit(std::move(j), [&p](SubmitOutcome o) { p.set_value(std::move(o)); });
+  return f.get();
+}
+
+std::optional<JobStatus> stored_status(store::Store& s, const std::string& id) {
+  auto j = s.get_status(id);
+  return j ? std::optional(j->status) : std::nullopt;
+}
+
+jobs::ServiceOptions options(int workers) {
+  jobs::ServiceOptions o;
+  o.max_concurrent = workers;
+  o.retention_s = 0;
+  return o;
+}
+
+// --- Race 1: claims after the stop began ------------------------------------------
+
+// Holds the first claim that hands out a job, after the store has marked it running.
+class HeldClaimStore : public ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  Gate claimed, release;
+  std::optional<store::Job> claim_next(std::int64_t now) override {
+    auto j = ForwardingStore::claim_next(now);
+    if (j && !claimed.is_open()) {
+      claimed.open();
+      release.wait();
+    }
+    return j;
+  }
+};
+
+TEST(StopRace, JobClaimedWhileTheStopBeginsGoesBackToTheQueueUnrun) {
+  HeldClaimStore store(memory_store());
+  ScriptedAgent agent;
+  jobs::JobService service(store, agent, options(1));
+  service.start();
+  auto job = submit(service, nlohmann::json::object());
+  ASSERT_TRUE(store.claimed.wait());  // the worker is inside claim_next with the job
+  service.begin_stop();               // SIGTERM now
+  store.release.open();
+  service.stop();  // joins the worker
+  EXPECT_EQ(agent.runs.load(), 0) << "a job claimed after the stop began must not run";
+  auto stored = store.get(job.job.id);
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->status, JobStatus::queued);
+  EXPECT_EQ(stored->attempts, 0) << "it never ran: the attempt is given back";
+  EXPECT_FALSE(stored->started_at_us.has_value());
+  EXPECT_EQ(service.queued_count(), 1);
+}
+
+// Holds the committer inside insert (so begin_stop waits for it) once armed, and tells
+// when a claim is tried.
+class HeldInsertStore : public ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  std::atomic<bool> hold_inserts{false};
+  std::atomic<bool> watch_claims{false};
+  Gate inserting, release_insert, claim_tried;
+  std::vector<store::InsertResult> insert(const std::vector<store::Job>& b,
+                                          std::int64_t max_new) override {
+    if (hold_inserts.load()) {
+      inserting.open();
+      release_insert.wait();
+    }
+    return ForwardingStore::insert(b, max_new);
+  }
+  std::optional<store::Job> claim_next(std::int64_t now) override {
+    if (watch_claims.load()) claim_tried.open();
+    return ForwardingStore::claim_next(now);
+  }
+};
+
+TEST(StopRace, WorkerEndingAJobWhileTheCommitterDrainsClaimsNoOther) {
+  HeldInsertStore store(memory_store());
+  ScriptedAgent agent;
+  jobs::JobService service(store, agent, options(1));
+  service.start();
+  auto a = submit(service, {{"block", true}});
+  ASSERT_TRUE(agent.started.wait());
+  auto b = submit(service, nlohmann::json::object());  // queued behind `a`
+  store.hold_inserts = true;
+  service.submit(jobs::Job{}, [](SubmitOutcome) {});  // the committer holds this batch
+  ASSERT_TRUE(store.inserting.wait());
+  std::thread stopper([&] { service.begin_stop(); });  // waits for the committer
+  ASSERT_TRUE(eventually([&] { return service.health().shutdown; }));
+  store.watch_claims = true;
+  agent.release.open();  // `a` ends; its worker is free while begin_stop still waits
+  ASSERT_TRUE(eventually([&] { return service.running() == 0; }));
+  // Without the fix the worker claims `b` at once; give it the chance (not a sync).
+  store.claim_tried.wait(300ms);
+  store.release_insert.open();
+  stopper.join();
+  service.stop();
+  EXPECT_EQ(agent.runs.load(), 1) << "only `a` ran";
+  EXPECT_EQ(stored_status(store, b.job.id), JobStatus::queued);
+}
+
+// --- Race 2: an ok result that comes with a late stop --------------------------------
+
+class EndRace : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    service_ = std::make_unique<jobs::JobService>(*store_, agent_, options(1));
+    service_->start();
+  }
+  jobs::Job wait_terminal(const std::string& id) {
+    std::optional<jobs::Job> j;
+    eventually([&] {
+      j = service_->get(id);
+      return j && jobs::is_terminal(j->status);
+    });
+    return j.value_or(jobs::Job{});
+  }
+  std::unique_ptr<store::Store> store_ = memory_store();
+  ScriptedAgent agent_;
+  std::unique_ptr<jobs::JobService> service_;
+};
+
+TEST_F(EndRace, OkResultWinsOverATimeoutThatFiredAsItEnded) {
+  auto out = submit(*service_, {{"stop_with", "timed_out"}});
+  auto j = wait_terminal(out.job.id);
+  EXPECT_EQ(j.status, JobStatus::succeeded) << j.error.value_or("");
+  EXPECT_EQ(j.result, "done");
+}
+
+TEST_F(EndRace, OkResultWinsOverAStopThatCameAsItEnded) {
+  auto out = submit(*service_, {{"stop_with", "shutdown"}});
+  auto j = wait_terminal(out.job.id);
+  EXPECT_EQ(j.status, JobStatus::succeeded) << "not re-queued to run a second time";
+  EXPECT_EQ(j.result, "done");
+}
+
+TEST_F(EndRace, UserCancelStillWinsOverAnOkResult) {
+  auto out = submit(*service_, {{"wait_cancel", true}});
+  ASSERT_TRUE(agent_.started.wait());
+  EXPECT_EQ(service_->cancel(out.job.id).kind, jobs::CancelOutcome::Kind::cancelled);
+  ASSERT_TRUE(eventually([&] { return service_->running() == 0; }));
+  EXPECT_EQ(wait_terminal(out.job.id).status, JobStatus::cancelled);
+}
+
+TEST(CommandAgentEndRace, ExitZeroAfterTheTimeoutStoppedTheTokenIsTheResult) {
+  // The child exits 0 on SIGTERM: it finished just as the timeout fired.
+  const auto marker = std::filesystem::temp_directory_path() /
+                      ("runq-race-" + std::to_string(::getpid()));
+  std::filesystem::remove(marker);
+  agents::CommandOptions o;
+  o.argv = {"/bin/sh", "-c",
+            "trap 'echo finished; exit 0' TERM; : > \"$1\"; while :; do sleep 0.01; done",
+            "sh", marker.string()};
+  agents::CommandAgent agent(o);
+  jobs::Job job;
+  job.id = "run_0123456789ab";
+  job.prompt = "x";
+  job.timeout_s = 60;
+  job.attempts = 1;
+  jobs::CancelToken token;
+  struct : agents::ProgressSink {
+    void progress(double, std::optional<std::string>, int, std::optional<int>) override {}
+    void output(std::string_view) override {}
+  } sink;
+  auto fut = std::async(std::launch::async, [&] { return agent.run(job, token, sink); });
+  ASSERT_TRUE(eventually([&] { return std::filesystem::exists(marker); }));
+  token.cancel(jobs::StopReason::timed_out);
+  ASSERT_EQ(fut.wait_for(5s), std::future_status::ready);
+  auto r = fut.get();
+  std::filesystem::remove(marker);
+  EXPECT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.output, "finished\n");
+}
+
+// --- Race 4: recording an end keeps trying whatever the error -------------------------
+
+// finish() fails with a non-storage error (as SQLITE_BUSY would) `failures` times.
+class BusyFinishStore : public ForwardingStore {
+ public:
+  BusyFinishStore(std::unique_ptr<store::Store> in, int failures)
+      : ForwardingStore(std::move(in)), left_(failures) {}
+  std::atomic<int> calls{0};
+  bool finish(const store::Job& j) override {
+    calls.fetch_add(1);
+    if (left_.fetch_sub(1) > 0) throw std::runtime_error("database is locked");
+    return ForwardingStore::finish(j);
+  }
+
+ private:
+  std::atomic<int> left_;
+};
+
+TEST(EndRecordRace, EndIsStoredEvenAfterManyBusyErrors) {
+  BusyFinishStore store(memory_store(), 8);
+  ScriptedAgent agent;
+  auto o = options(1);
+  o.end_retry_first = 1ms;  // test seam: the backoff, shortened
+  jobs::JobService service(store, agent, o);
+  service.start();
+  auto out = submit(service, nlohmann::json::object());
+  EXPECT_TRUE(eventually([&] { return stored_status(store, out.job.id) == JobStatus::succeeded; },
+                         3000ms))
+      << "still " << jobs::to_string(stored_status(store, out.job.id).value_or(JobStatus::queued))
+      << " after " << store.calls.load() << " tries";
+  EXPECT_EQ(store.calls.load(), 9);
+}
+
+// --- Race 7: a wake-up taken by a paused worker ---------------------------------------
+
+// finish() always fails (so its worker sits in the end-retry pause); tells when it has,
+// and when the other worker's idle poll has looked at the queue after that.
+class PausingStore : public ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  Gate finish_failed, idle_poll_after, claimed_new;
+  bool finish(const store::Job&) override {
+    finish_failed.open();
+    throw std::runtime_error("database is locked");
+  }
+  std::optional<store::Job> claim_next(std::int64_t now) override {
+    auto j = ForwardingStore::claim_next(now);
+    if (!j && finish_failed.is_open()) idle_poll_after.open();
+    if (j && j->prompt == "new") claimed_new.open();
+    return j;
+  }
+};
+
+TEST(WakeRace, NewJobIsClaimedAtOnceWhileAnotherWorkerIsPaused) {
+  PausingStore store(memory_store());
+  ScriptedAgent agent;
+  auto o = options(2);
+  o.end_retry_first = 10s;  // the first worker stays paused for the whole test
+  jobs::JobService service(store, agent, o);
+  service.start();
+  submit(service, nlohmann::json::object());
+  ASSERT_TRUE(store.finish_failed.wait());
+  // The idle worker went back to sleep after the paused one (so a single notify would
+  // go to the paused one, which waits longer). Reproduces the bug; not a sync.
+  ASSERT_TRUE(store.idle_poll_after.wait(3000ms));
+  std::this_thread::sleep_for(20ms);
+  jobs::Job j;
+  j.prompt = "new";
+  std::promise<SubmitOutcome> p;
+  service.submit(std::move(j), [&](SubmitOutcome out) { p.set_value(out); });
+  const auto t0 = Clock::now();
+  // The idle poll (1 s) would pick it up anyway: it must come well before that.
+  EXPECT_TRUE(store.claimed_new.wait(700ms))
+      << "not claimed after " << std::chrono::duration<double>(Clock::now() - t0).count()
+      << " s: the wake-up went to the paused worker";
+  p.get_future().wait();
+  service.stop();
+}
+
+// --- Race 8: a ?wait= waiter registered after the release at shutdown --------------
+
+TEST(WaiterRace, WaiterRegisteredAfterTheReleaseIsAnsweredAtOnce) {
+  auto store = memory_store();
+  jobs::Job j;
+  j.id = "run_waiterrace01";
+  j.prompt = "p";
+  j.created_at_us = util::now_us();
+  j.timeout_s = 60;
+  j.request_hash = "h";
+  ASSERT_EQ(store->insert({j}).at(0).outcome, store::InsertResult::Outcome::inserted);
+  jobs::Transitions transitions(*store);
+  jobs::TimerQueue timers;
+  jobs::LiveJobs live(*store, transitions, timers, {});
+  live.release_all_waiters();  // begin_stop ran just before the registration
+  Gate done;
+  live.wait_terminal(j.id, 60s, [&] { done.open(); });
+  EXPECT_TRUE(done.wait(1000ms)) << "left waiting for its whole ?wait=";
+  timers.stop();
+}
+
+}  // namespace
