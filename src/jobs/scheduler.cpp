@@ -68,7 +68,8 @@ void Scheduler::stop_claiming() {
 
 bool Scheduler::wait_idle(std::chrono::steady_clock::time_point deadline) {
   std::unique_lock lock(mu_);
-  return idle_cv_.wait_until(lock, deadline, [&] { return running_.load() == 0; });
+  return idle_cv_.wait_until(lock, deadline,
+                             [&] { return running_.load() == 0 && claiming_ == 0; });
 }
 
 void Scheduler::stop() {
@@ -116,8 +117,10 @@ void Scheduler::worker_loop() {
         continue;
       }
     }
+    if (!begin_claim()) return;  // claiming has stopped
     std::optional<Job> job;
     try {
+      ClaimEnd claim_end{*this, job};  // counts a claimed job as running
       const auto t0 = std::chrono::steady_clock::now();
       job = store_.claim_next(util::now_us());
       // Claims that hand out work: the latency a queued job sees (idle polls are not it).
@@ -136,10 +139,6 @@ void Scheduler::worker_loop() {
     }
     if (job) {
       if (options_.on_claimed) options_.on_claimed();
-      if (!admit()) {  // the stop began while we claimed: it must not run now
-        give_back(*job);
-        return;
-      }
       run_job(std::move(*job));
       continue;
     }
@@ -149,33 +148,27 @@ void Scheduler::worker_loop() {
   }
 }
 
-bool Scheduler::admit() {
-  // Checked and counted under one lock: once stop_claiming() has returned, every job
-  // either counts for wait_idle or goes back to the queue.
+// A claim in flight counts for wait_idle from before it starts, and its job runs: a job
+// the store shows running is never handed back unrun. Checked and counted under one lock,
+// so once stop_claiming() has returned no new claim starts and every claim that did is
+// waited for by a drain.
+bool Scheduler::begin_claim() {
   std::lock_guard lock(mu_);
   if (stopping_) return false;
-  running_.fetch_add(1);
+  ++claiming_;
   return true;
 }
 
-// A job claimed after the stop began never runs: it goes straight back to the queue,
-// with its attempt given back where the store can (it did not start), so its retries
-// and --max-attempts are not spent. If that write fails the job stays `running` and
-// the next start re-queues it, as after any stop.
-void Scheduler::give_back(Job& job) {
-  try {
-    if (transitions_.unclaim(job)) {
-      if (options_.on_requeued) options_.on_requeued();
-      spdlog::info("job {}: claimed as the server began to stop; back in the queue", job.id);
-      return;
-    }
-  } catch (const std::exception& e) {
-    spdlog::error("job {}: could not put it back in the queue: {}", job.id, e.what());
+void Scheduler::end_claim(bool claimed) {
+  {
+    std::lock_guard lock(mu_);
+    --claiming_;
+    if (claimed) running_.fetch_add(1);
   }
-  spdlog::info("job {}: claimed as the server began to stop; it runs after restart", job.id);
+  if (!claimed) idle_cv_.notify_all();
 }
 
-// Runs a job admit() counted as running.
+// Runs a job that end_claim counted as running.
 void Scheduler::run_job(Job job) {
   job.agent_id = agent_.id();
   auto rj = live_.add_running(job);

@@ -52,9 +52,15 @@ class Scheduler {
 
  private:
   void worker_loop();
-  // Counts a claimed job as running, unless claiming has stopped (then false).
-  bool admit();
-  void give_back(Job& job);
+  // A claim is starting: false once claiming has stopped. end_claim (through ClaimEnd,
+  // also when the claim throws) counts the claimed job as running.
+  bool begin_claim();
+  void end_claim(bool claimed);
+  struct ClaimEnd {
+    Scheduler& s;
+    const std::optional<Job>& job;
+    ~ClaimEnd() { s.end_claim(job.has_value()); }
+  };
   void run_job(Job job);
   void record_end(RunningJob& rj, const Job& job, Ending ending, bool want_retry);
   bool retry_later(RunningJob& rj, const Job& job, const std::string& error);
@@ -81,6 +87,7 @@ class Scheduler {
   std::condition_variable idle_cv_;  // a job ended (for wait_idle)
   std::mt19937_64 rng_;  // retry jitter (guarded by mu_)
   std::atomic<int> running_{0};
+  int claiming_ = 0;  // claims in flight (guarded by mu_): a drain waits for them too
   std::vector<std::thread> workers_;
 };
 

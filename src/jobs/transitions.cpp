@@ -32,13 +32,6 @@ bool Transitions::requeue(Job& view, std::int64_t not_before_us) {
   return true;
 }
 
-bool Transitions::unclaim(Job& view) {
-  if (!allowed(view.id, view.status, JobStatus::queued)) return false;
-  if (!store_.unclaim(view.id)) return false;
-  view.status = JobStatus::queued;
-  return true;
-}
-
 bool Transitions::cancel_queued(const std::string& id, std::int64_t now_us,
                                 const std::optional<std::string>& reason,
                                 const std::string& events_json) {

@@ -27,9 +27,6 @@ class Transitions {
   // running -> queued: a failed attempt to retry not before `not_before_us`, or a job
   // stopped by shutdown. Attempts are kept.
   bool requeue(Job& view, std::int64_t not_before_us);
-  // running -> queued for a job claimed after stop began, which never ran: the claim's
-  // attempt is given back where the store can (Store::unclaim).
-  bool unclaim(Job& view);
   // queued -> cancelled in the store, with the job's whole event history (may be "").
   bool cancel_queued(const std::string& id, std::int64_t now_us,
                      const std::optional<std::string>& reason, const std::string& events_json);

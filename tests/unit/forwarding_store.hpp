@@ -45,7 +45,6 @@ class ForwardingStore : public store::Store {
   bool requeue_for_retry(const std::string& id, std::int64_t not_before) override {
     return in_->requeue_for_retry(id, not_before);
   }
-  bool unclaim(const std::string& id) override { return in_->unclaim(id); }
   std::vector<store::WebhookDelivery> due_webhooks(std::int64_t now, int limit) override {
     return in_->due_webhooks(now, limit);
   }

@@ -50,7 +50,6 @@ TEST_F(TransitionsTest, IllegalTransitionIsRefusedAndNothingIsWritten) {
   ASSERT_EQ(t_.finish(view, end), Transitions::Finish::stored);
   // A terminal job never changes: not back to the queue, not to another end.
   EXPECT_FALSE(t_.requeue(view, 0));
-  EXPECT_FALSE(t_.unclaim(view));
   end.status = JobStatus::succeeded;
   EXPECT_EQ(t_.finish(view, end), Transitions::Finish::refused);
   EXPECT_EQ(view.status, JobStatus::failed);
@@ -65,16 +64,6 @@ TEST_F(TransitionsTest, IllegalTransitionIsRefusedAndNothingIsWritten) {
   done.status = JobStatus::succeeded;
   EXPECT_EQ(t_.finish(queued, done), Transitions::Finish::refused);
   EXPECT_EQ(store_->get_status(queued.id)->status, JobStatus::queued);
-}
-
-TEST_F(TransitionsTest, UnclaimGivesTheAttemptBack) {
-  auto view = *store_->claim_next(util::now_us());
-  ASSERT_EQ(view.attempts, 1);
-  EXPECT_TRUE(t_.unclaim(view));
-  auto stored = store_->get(job_.id);
-  EXPECT_EQ(stored->status, JobStatus::queued);
-  EXPECT_EQ(stored->attempts, 0);
-  EXPECT_FALSE(stored->started_at_us.has_value());
 }
 
 }  // namespace

@@ -133,11 +133,6 @@ class Store {
   // not_before_us; attempts kept, error and progress cleared. False if not running.
   virtual bool requeue_for_retry(const std::string& id, std::int64_t not_before_us) = 0;
 
-  // A job claimed after the server began to stop, which never ran: running -> queued,
-  // claimable at once, and (where the store can) the claim's attempt given back. False if
-  // not running. By default a requeue_for_retry, which keeps the attempt counted.
-  virtual bool unclaim(const std::string& id) { return requeue_for_retry(id, 0); }
-
   // Finished jobs whose webhook is due at now_us, earliest first, at most `limit`.
   virtual std::vector<WebhookDelivery> due_webhooks(std::int64_t now_us, int limit) = 0;
   // Records one delivery attempt: delivered; or failed, to be tried again at next_at_us

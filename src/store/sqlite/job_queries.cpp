@@ -285,11 +285,4 @@ bool SqliteStore::requeue_for_retry(const std::string& id, std::int64_t not_befo
   });
 }
 
-bool SqliteStore::unclaim(const std::string& id) {
-  return write([&](Db& db) {
-    Use(db.cached(s_unclaim, kUnclaim)).bind(1, id).run();
-    return db.changes() == 1;
-  });
-}
-
 }  // namespace runq::store::sqlite

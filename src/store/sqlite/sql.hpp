@@ -36,7 +36,7 @@ enum Sql : std::size_t {
   s_insert_job, s_find_key, s_insert_key, s_delete_key, s_delete_key_of_job,
   s_claim, s_finish, s_cancel, s_remove_lookup, s_delete_job,
   s_count_all, s_count_owner, s_requeue, s_requeue_fail, s_retry, s_delete_finished,
-  s_due_webhooks, s_webhook_attempted, s_next_webhook, s_probe, s_unclaim,
+  s_due_webhooks, s_webhook_attempted, s_next_webhook, s_probe,
   s_list_base,                      // + filter mask (8 variants)
   s_count_base = s_list_base + 8,   // + filter mask (8 variants)
 };
@@ -83,12 +83,6 @@ inline constexpr const char* kDeleteFinished =
 inline constexpr const char* kRetry =
     "UPDATE jobs SET status = 'queued', not_before = ?2, error = NULL, progress_pct = 0, "
     "progress_step = NULL, steps_completed = 0, steps_total = NULL "
-    "WHERE id = ?1 AND status = 'running'";
-// A claim undone (the job never ran): back to queued with the attempt given back, and
-// no start time if it had never started before.
-inline constexpr const char* kUnclaim =
-    "UPDATE jobs SET status = 'queued', attempts = MAX(attempts - 1, 0), "
-    "started_at = CASE WHEN attempts <= 1 THEN NULL ELSE started_at END "
     "WHERE id = ?1 AND status = 'running'";
 
 // List filters, as bits of a mask; parameters ?1 status, ?2 session_id, ?3 owner,
