@@ -80,7 +80,7 @@ int serve(const runq::config::ServeConfig& cfg) {
       spdlog::info("API keys required ({} configured)", api_keys->size());
   }
 
-  std::unique_ptr<runq::store::Store> store;
+  std::unique_ptr<runq::jobs::Store> store;
   try {
     using runq::store::StartupCheck;
     const StartupCheck check = cfg.check_db == "off"           ? StartupCheck::off
@@ -96,7 +96,7 @@ int serve(const runq::config::ServeConfig& cfg) {
     return 1;
   }
 
-  std::unique_ptr<runq::agents::Agent> agent;
+  std::unique_ptr<runq::jobs::Agent> agent;
   try {
     agent = runq::agents::make_agent(cfg);
   } catch (const std::exception& e) {

@@ -153,8 +153,8 @@ std::vector<std::string> build_environment(const jobs::Job& job) {
   if (job.timeout_s > 0) add("RUNQ_TIMEOUT", std::to_string(job.timeout_s));
   return env;
 }
-AgentResult failure(std::string error) {
-  return AgentResult{false, {}, util::to_valid_utf8(std::move(error)), {}};
+jobs::AgentResult failure(std::string error) {
+  return jobs::AgentResult{false, {}, util::to_valid_utf8(std::move(error)), {}};
 }
 
 std::string stop_text(jobs::StopReason r) {
@@ -178,8 +178,8 @@ CommandAgent::CommandAgent(CommandOptions options) : options_(std::move(options)
 
 std::string CommandAgent::id() const { return "command"; }
 
-AgentResult CommandAgent::run(const jobs::Job& job, jobs::CancelToken& cancel,
-                              ProgressSink& sink) {
+jobs::AgentResult CommandAgent::run(const jobs::Job& job, jobs::CancelToken& cancel,
+                              jobs::ProgressSink& sink) {
   if (options_.argv.empty()) return failure("No command configured (--agent-command)");
   if (cancel.stopped()) return failure(stop_text(cancel.reason()));
   const std::string& program = options_.argv.front();
@@ -348,7 +348,7 @@ AgentResult CommandAgent::run(const jobs::Job& job, jobs::CancelToken& cancel,
   std::string tail = stderr_handler.tail();
   std::string suffix = tail.empty() ? std::string() : ": " + tail;
   if (WIFEXITED(status)) {
-    if (WEXITSTATUS(status) == 0) return AgentResult{true, util::to_valid_utf8(std::move(output)), {}, {}};
+    if (WEXITSTATUS(status) == 0) return jobs::AgentResult{true, util::to_valid_utf8(std::move(output)), {}, {}};
     return failure("Command exited with status " + std::to_string(WEXITSTATUS(status)) + suffix);
   }
   if (WIFSIGNALED(status)) {

@@ -14,8 +14,8 @@ double number_or(const nlohmann::json& config, const char* key, double fallback)
 }
 }  // namespace
 
-AgentResult EchoAgent::run(const jobs::Job& job, jobs::CancelToken& cancel,
-                           ProgressSink& sink) {
+jobs::AgentResult EchoAgent::run(const jobs::Job& job, jobs::CancelToken& cancel,
+                           jobs::ProgressSink& sink) {
   const auto& config = job.config.is_object() ? job.config : nlohmann::json::object();
   double sleep_s = std::max(0.0, number_or(config, "sleep_seconds", 0.0));
   int steps = static_cast<int>(std::clamp(number_or(config, "steps", 0.0), 0.0, 10000.0));
@@ -25,7 +25,7 @@ AgentResult EchoAgent::run(const jobs::Job& job, jobs::CancelToken& cancel,
       std::min(sleep_s, 1e9) * 1e6));
   int slices = std::max(steps, 1);
   for (int i = 0; i < slices; ++i) {
-    if (!cancel.sleep_for(total / slices)) return AgentResult{false, {}, "stopped", {}};
+    if (!cancel.sleep_for(total / slices)) return jobs::AgentResult{false, {}, "stopped", {}};
     if (steps > 0) {
       int done = i + 1;
       sink.progress(100.0 * done / steps, "Step " + std::to_string(done) + "/" +
@@ -35,8 +35,8 @@ AgentResult EchoAgent::run(const jobs::Job& job, jobs::CancelToken& cancel,
 
   auto fail = config.find("fail_with");
   if (fail != config.end() && fail->is_string())
-    return AgentResult{false, {}, fail->get<std::string>(), {}};
-  return AgentResult{true, job.prompt, {}, {}};
+    return jobs::AgentResult{false, {}, fail->get<std::string>(), {}};
+  return jobs::AgentResult{true, job.prompt, {}, {}};
 }
 
 }  // namespace runq::agents

@@ -9,7 +9,7 @@
 
 namespace runq::agents {
 
-std::unique_ptr<Agent> make_agent(const config::ServeConfig& cfg) {
+std::unique_ptr<jobs::Agent> make_agent(const config::ServeConfig& cfg) {
   if (cfg.agent == "echo") return std::make_unique<EchoAgent>();
   if (cfg.agent == "command") {
     CommandOptions o;

@@ -153,7 +153,7 @@ std::optional<std::string> string_at(const json& j, const char* key) {
 // not (one chat.completion object). Never throws from feed().
 class AnswerReader {
  public:
-  explicit AnswerReader(ProgressSink& sink) : sink_(sink) {}
+  explicit AnswerReader(jobs::ProgressSink& sink) : sink_(sink) {}
 
   void feed(std::string_view bytes) {
     if (!saw_event_) raw_.append(bytes);
@@ -269,7 +269,7 @@ class AnswerReader {
     sink_.output(piece);
   }
 
-  ProgressSink& sink_;
+  jobs::ProgressSink& sink_;
   std::string pending_;  // bytes after the last newline
   std::string raw_;      // the whole body, until it turns out to be an event stream
   std::string data_;     // data lines of the current event
@@ -307,7 +307,7 @@ milliseconds backoff(int attempt, const OpenAIOptions& o) {
   return milliseconds(static_cast<std::int64_t>(base * jitter(rng)));
 }
 
-AgentResult failed(std::string error) { return AgentResult{false, {}, std::move(error), {}}; }
+jobs::AgentResult failed(std::string error) { return jobs::AgentResult{false, {}, std::move(error), {}}; }
 
 }  // namespace
 
@@ -319,8 +319,8 @@ OpenAIAgent::OpenAIAgent(OpenAIOptions options) : options_(std::move(options)) {
 
 std::string OpenAIAgent::id() const { return "openai:" + options_.model; }
 
-AgentResult OpenAIAgent::run(const jobs::Job& job, jobs::CancelToken& cancel,
-                             ProgressSink& sink) {
+jobs::AgentResult OpenAIAgent::run(const jobs::Job& job, jobs::CancelToken& cancel,
+                             jobs::ProgressSink& sink) {
   Settings settings;
   if (auto bad = read_settings(job.config, options_.model, settings)) return failed(*bad);
 
@@ -406,7 +406,7 @@ AgentResult OpenAIAgent::run(const jobs::Job& job, jobs::CancelToken& cancel,
     if (cancel.stopped() || outcome.kind == Attempt::Kind::stopped) return stopped();
 
     if (outcome.kind == Attempt::Kind::ok) {
-      AgentResult result{true, reader.output(), {}, reader.id(), json::object()};
+      jobs::AgentResult result{true, reader.output(), {}, reader.id(), json::object()};
       if (!reader.usage().is_null()) result.metrics["usage"] = reader.usage();
       result.metrics["model"] = reader.model().value_or(settings.model);
       result.metrics["attempts"] = attempt;

@@ -2,7 +2,7 @@
 // What a command job's child writes on stderr: `::progress <percent> <step>` directives
 // become progress events, other lines are logged, and a bounded tail of them is kept for
 // the error message of a failed job.
-#include "runq/agents/agent.hpp"
+#include "runq/jobs/agent.hpp"
 
 #include <cstddef>
 #include <deque>
@@ -25,7 +25,7 @@ std::optional<ProgressLine> parse_progress(std::string_view line);
 
 class StderrHandler {
  public:
-  StderrHandler(const std::string& job_id, ProgressSink& sink) : job_id_(job_id), sink_(sink) {}
+  StderrHandler(const std::string& job_id, jobs::ProgressSink& sink) : job_id_(job_id), sink_(sink) {}
 
   void feed(const char* data, std::size_t n);  // bytes as they arrive
   void finish();                               // the stream ended: flush a last line
@@ -35,7 +35,7 @@ class StderrHandler {
   void line(std::string_view l);
 
   const std::string& job_id_;
-  ProgressSink& sink_;
+  jobs::ProgressSink& sink_;
   std::string partial_;
   std::deque<std::string> tail_;
   std::size_t tail_bytes_ = 0;

@@ -69,7 +69,7 @@ Response submit_answer(const jobs::SubmitOutcome& out, const std::string& base,
 }
 
 // ?page, ?page_size, ?status, ?session_id into `q`; the 422/400 answer if one is bad.
-std::optional<Response> parse_list_query(std::string_view query, store::ListQuery& q) {
+std::optional<Response> parse_list_query(std::string_view query, jobs::ListQuery& q) {
   if (query.empty()) return std::nullopt;
   QueryParams params = parse_query(query);
   ValidationErrors errors;
@@ -145,10 +145,10 @@ std::optional<Response> Router::submit(Call& call) {
 }
 
 std::optional<Response> Router::list(Call& call) {
-  store::ListQuery q;
+  jobs::ListQuery q;
   q.owner = call.caller;
   if (auto bad = parse_list_query(call.request.query, q)) return bad;
-  store::ListPage page = service_.list(q);
+  jobs::ListPage page = service_.list(q);
   const RetryAfter retry = retry_after(service_.options());
   std::string body = "{\"jobs\":[";
   for (std::size_t i = 0; i < page.jobs.size(); ++i) {
@@ -184,7 +184,7 @@ std::optional<Response> Router::answer_or_wait(Call& call, Answer answer,
         Response r;
         try {
           r = (this->*answer)(id, caller, nullptr);
-        } catch (const store::StoreUnavailable& e) {
+        } catch (const jobs::StoreUnavailable& e) {
           spdlog::warn("api: {} after wait: {}", what, e.what());
           r = store_unavailable(e.detail());
         } catch (const std::exception& e) {
@@ -258,15 +258,15 @@ std::optional<Response> Router::remove(Call& call) {
   const Caller& caller = call.caller;
   if (!visible(id, caller)) return not_found_job(id);
   switch (service_.remove(id)) {
-    case store::RemoveOutcome::removed: {
+    case jobs::RemoveOutcome::removed: {
       Response r;
       r.status = 204;
       r.content_type.clear();
       return r;
     }
-    case store::RemoveOutcome::not_terminal:
+    case jobs::RemoveOutcome::not_terminal:
       return error_response(400, "Cannot delete running job. Cancel it first.");
-    case store::RemoveOutcome::not_found:
+    case jobs::RemoveOutcome::not_found:
       return not_found_job(id);
   }
   return internal_error();

@@ -181,14 +181,14 @@ Json health_json(const jobs::HealthStats& h) {
   if (h.store_fault) {
     // Only while degraded, so a healthy answer keeps exactly its documented fields.
     j["store_error"] = "Job store is not writable (" +
-                       std::string(store::describe(h.store_fault->reason)) +
+                       std::string(jobs::describe(h.store_fault->reason)) +
                        "): " + h.store_fault->message;
     j["store_error_since"] = util::rfc3339(h.store_fault->since_us);
   }
   return j;
 }
 
-Json stats_json(const store::StatusCounts& counts,
+Json stats_json(const jobs::StatusCounts& counts,
                 const jobs::HealthStats& executor) {
   Json by = Json::object();
   std::int64_t total = 0;

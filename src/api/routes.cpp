@@ -137,7 +137,7 @@ void Router::handle(http::Request&& request, const RouteMatch& match, http::Repl
       Call call{request, id, caller, reply};
       response = (this->*handler)(call);
     }
-  } catch (const store::StoreUnavailable& e) {
+  } catch (const jobs::StoreUnavailable& e) {
     // e.g. cancel or delete while the disk is full: 503, never 500.
     spdlog::warn("api: {} {}: {}", request.method, request.path, e.what());
     response = store_unavailable(e.detail());

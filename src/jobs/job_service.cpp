@@ -62,7 +62,7 @@ SchedulerOptions scheduler_options(const ServiceOptions& o, std::atomic<std::int
 }  // namespace
 
 struct JobService::State {
-  State(store::Store& store, agents::Agent& agent, const ServiceOptions& o)
+  State(jobs::Store& store, jobs::Agent& agent, const ServiceOptions& o)
       : transitions(store),
         live(store, transitions, timers, o.on_job_end),
         scheduler(store, transitions, agent, live, timers, scheduler_options(o, queued, drain)) {}
@@ -97,7 +97,7 @@ struct JobService::State {
   std::thread committer;
 };
 
-JobService::JobService(store::Store& store, agents::Agent& agent, ServiceOptions options)
+JobService::JobService(jobs::Store& store, jobs::Agent& agent, ServiceOptions options)
     : store_(store),
       options_(options),
       state_(std::make_unique<State>(store, agent, options)) {}
@@ -105,7 +105,7 @@ JobService::JobService(store::Store& store, agents::Agent& agent, ServiceOptions
 JobService::~JobService() { stop(); }
 
 void JobService::start() {
-  store::RequeueCounts rq = store_.requeue_running(options_.max_attempts);
+  jobs::RequeueCounts rq = store_.requeue_running(options_.max_attempts);
   if (rq.requeued > 0)
     spdlog::warn("{} job(s) were running when the last process stopped; re-queued",
                  rq.requeued);
@@ -201,9 +201,9 @@ void JobService::commit_loop() {
     const std::int64_t queued_before = state_->queued.load();
     const std::int64_t room = options_.max_queued > 0
                                   ? std::max<std::int64_t>(0, options_.max_queued - queued_before)
-                                  : store::kUnlimited;
+                                  : jobs::kUnlimited;
     for (const auto& p : batch) jobs.push_back(p.job);
-    std::vector<store::InsertResult> results;
+    std::vector<jobs::InsertResult> results;
     std::string error;
     bool unavailable = false;
     const bool any_key = std::any_of(jobs.begin(), jobs.end(),
@@ -215,9 +215,9 @@ void JobService::commit_loop() {
         metrics::runq().store_op(metrics::StoreOp::insert_batch, seconds_since(t0));
         metrics::runq().commit_batch(jobs.size());
       } else {  // full, and nothing to look up: no transaction at all
-        for (const Job& j : jobs) results.push_back({store::InsertResult::Outcome::refused, j});
+        for (const Job& j : jobs) results.push_back({jobs::InsertResult::Outcome::refused, j});
       }
-    } catch (const store::StoreUnavailable& e) {
+    } catch (const jobs::StoreUnavailable& e) {
       // Disk full, read-only: refused with 503; the next batch simply tries again.
       error = e.detail();
       unavailable = true;
@@ -226,7 +226,7 @@ void JobService::commit_loop() {
       error = e.what();
       spdlog::error("storing {} submitted job(s) failed: {}", jobs.size(), error);
     }
-    using O = store::InsertResult::Outcome;
+    using O = jobs::InsertResult::Outcome;
     int inserted = 0;
     std::size_t refused = 0;
     if (error.empty()) {
@@ -336,15 +336,15 @@ CancelOutcome JobService::cancel(const std::string& id) {
   }
 }
 
-store::RemoveOutcome JobService::remove(const std::string& id) {
+jobs::RemoveOutcome JobService::remove(const std::string& id) {
   auto out = store_.remove(id);  // the store refuses a job that is not terminal there
-  if (out == store::RemoveOutcome::removed) state_->removals.fetch_add(1);
+  if (out == jobs::RemoveOutcome::removed) state_->removals.fetch_add(1);
   return out;
 }
 
 std::uint64_t JobService::removals() const { return state_->removals.load(); }
 
-store::ListPage JobService::list(const store::ListQuery& q) {
+jobs::ListPage JobService::list(const jobs::ListQuery& q) {
   auto page = store_.list(q);
   for (auto& job : page.jobs) {
     if (job.status != JobStatus::running) continue;
@@ -356,7 +356,7 @@ store::ListPage JobService::list(const store::ListQuery& q) {
   return page;
 }
 
-store::StatusCounts JobService::counts(const std::optional<std::string>& owner) {
+jobs::StatusCounts JobService::counts(const std::optional<std::string>& owner) {
   return store_.count_by_status(owner);
 }
 
@@ -408,7 +408,7 @@ void JobService::sweep_loop() {
       if (std::int64_t n = sweep_expired(); n > 0)
         spdlog::info("retention: deleted {} job(s) finished more than {} s ago", n,
                      options_.retention_s);
-    } catch (const store::StoreUnavailable& e) {
+    } catch (const jobs::StoreUnavailable& e) {
       // Logged by the store when the fault began; the next pass tries again.
       spdlog::debug("retention sweep: {}", e.what());
     } catch (const std::exception& e) {

@@ -75,7 +75,7 @@ struct LiveJobs::Waiter {
   }
 };
 
-LiveJobs::LiveJobs(store::Store& store, Transitions& transitions, TimerQueue& timers,
+LiveJobs::LiveJobs(jobs::Store& store, Transitions& transitions, TimerQueue& timers,
                    std::function<void(const std::string& id)> on_end)
     : store_(store), transitions_(transitions), timers_(timers), on_end_(std::move(on_end)) {}
 

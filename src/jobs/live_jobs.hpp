@@ -5,7 +5,7 @@
 #include "runq/jobs/event_log.hpp"
 #include "runq/jobs/job.hpp"
 #include "runq/jobs/timer_queue.hpp"
-#include "runq/store/store.hpp"
+#include "runq/jobs/store.hpp"
 #include "transitions.hpp"
 
 #include <chrono>
@@ -57,7 +57,7 @@ std::shared_ptr<EventLog> synthesize_events(const Job& job);
 class LiveJobs {
  public:
   // on_end is called (on the ending thread) after each job's terminal state is stored.
-  LiveJobs(store::Store& store, Transitions& transitions, TimerQueue& timers,
+  LiveJobs(jobs::Store& store, Transitions& transitions, TimerQueue& timers,
            std::function<void(const std::string& id)> on_end);
 
   // A worker claimed `job`: track it and announce `running` on its event log. If the
@@ -108,7 +108,7 @@ class LiveJobs {
   void drop_log(const std::string& id, const EventLog* log);
   void notify_waiters(const std::string& id);
 
-  store::Store& store_;
+  jobs::Store& store_;
   Transitions& transitions_;
   TimerQueue& timers_;
   std::function<void(const std::string& id)> on_end_;

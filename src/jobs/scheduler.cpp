@@ -1,7 +1,7 @@
 #include "scheduler.hpp"
 
 #include "runq/metrics/runq_metrics.hpp"
-#include "runq/store/store_error.hpp"
+#include "runq/jobs/store_error.hpp"
 #include "runq/util/log.hpp"
 #include "runq/util/time.hpp"
 
@@ -26,7 +26,7 @@ constexpr auto kStoreErrorBackoff = std::chrono::milliseconds(1000);
 constexpr auto kEndRetryMax = std::chrono::milliseconds(5000);
 
 // Forwards an agent's progress to the live view and the event log.
-class Sink : public agents::ProgressSink {
+class Sink : public jobs::ProgressSink {
  public:
   Sink(LiveJobs& live, RunningJob& rj) : live_(live), rj_(rj) {}
   void progress(double percentage, std::optional<std::string> step, int steps_completed,
@@ -41,7 +41,7 @@ class Sink : public agents::ProgressSink {
 };
 }  // namespace
 
-Scheduler::Scheduler(store::Store& store, Transitions& transitions, agents::Agent& agent,
+Scheduler::Scheduler(jobs::Store& store, Transitions& transitions, jobs::Agent& agent,
                      LiveJobs& live, TimerQueue& timers, SchedulerOptions options)
     : store_(store),
       transitions_(transitions),
@@ -128,7 +128,7 @@ void Scheduler::worker_loop() {
         metrics::runq().store_op(
             metrics::StoreOp::claim,
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    } catch (const store::StoreUnavailable& e) {
+    } catch (const jobs::StoreUnavailable& e) {
       spdlog::debug("claiming a job failed: {}", e.what());  // the store logged the fault
       if (!pause(kStoreErrorBackoff)) return;
       continue;
@@ -190,11 +190,11 @@ void Scheduler::run_job(Job job) {
   }
 
   Sink sink(live_, *rj);
-  agents::AgentResult result;
+  jobs::AgentResult result;
   try {
     result = agent_.run(job, rj->token, sink);
   } catch (const std::exception& e) {
-    result = agents::AgentResult{false, {}, std::string("Agent error: ") + e.what(), {}};
+    result = jobs::AgentResult{false, {}, std::string("Agent error: ") + e.what(), {}};
   }
   timers_.cancel(timer);
   if (result.run_id) {
@@ -280,7 +280,7 @@ void Scheduler::record_end(RunningJob& rj, const Job& job, Ending ending, bool w
                        to_string(ending.status), attempt);
       }
       return;
-    } catch (const store::StoreUnavailable& e) {
+    } catch (const jobs::StoreUnavailable& e) {
       if (attempt == 1)
         spdlog::warn("job {}: cannot store its end ({}) now: {}; keeping it and trying "
                      "again until the store can be written",
@@ -317,7 +317,7 @@ bool Scheduler::retry_later(RunningJob& rj, const Job& job, const std::string& e
     if (rj.finalized) return false;  // cancelled meanwhile
     try {
       if (!transitions_.requeue(rj.view, not_before)) return false;
-    } catch (const store::StoreUnavailable&) {
+    } catch (const jobs::StoreUnavailable&) {
       throw;  // the caller keeps the job and tries again
     } catch (const std::exception& e) {
       spdlog::error("job {}: could not re-queue it for a retry: {}", job.id, e.what());

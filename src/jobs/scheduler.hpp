@@ -3,9 +3,9 @@
 // store (priority, then FIFO), runs it on the agent, and records how it ended.
 #include "live_jobs.hpp"
 #include "transitions.hpp"
-#include "runq/agents/agent.hpp"
+#include "runq/jobs/agent.hpp"
 #include "runq/jobs/timer_queue.hpp"
-#include "runq/store/store.hpp"
+#include "runq/jobs/store.hpp"
 
 #include <atomic>
 #include <condition_variable>
@@ -33,7 +33,7 @@ struct SchedulerOptions {
 
 class Scheduler {
  public:
-  Scheduler(store::Store& store, Transitions& transitions, agents::Agent& agent,
+  Scheduler(jobs::Store& store, Transitions& transitions, jobs::Agent& agent,
             LiveJobs& live, TimerQueue& timers, SchedulerOptions options);
   ~Scheduler();
 
@@ -69,9 +69,9 @@ class Scheduler {
   // until stop() alone; false if that came first.
   bool pause(std::chrono::milliseconds d, bool until_cancel = false);
 
-  store::Store& store_;
+  jobs::Store& store_;
   Transitions& transitions_;
-  agents::Agent& agent_;
+  jobs::Agent& agent_;
   LiveJobs& live_;
   TimerQueue& timers_;
   SchedulerOptions options_;

@@ -4,7 +4,7 @@
 // instead of silently overwriting what is there. Store writes that change a status
 // go through here too, so the store and the live views follow the same rules.
 #include "runq/jobs/job.hpp"
-#include "runq/store/store.hpp"
+#include "runq/jobs/store.hpp"
 
 #include <cstdint>
 #include <optional>
@@ -14,7 +14,7 @@ namespace runq::jobs {
 
 class Transitions {
  public:
-  explicit Transitions(store::Store& store) : store_(store) {}
+  explicit Transitions(jobs::Store& store) : store_(store) {}
 
   // queued -> running: a worker claimed the job (the store's claim wrote it); `view`
   // shows it from now on.
@@ -35,7 +35,7 @@ class Transitions {
   static bool allowed(const std::string& id, JobStatus from, JobStatus to);
 
  private:
-  store::Store& store_;
+  jobs::Store& store_;
 };
 
 }  // namespace runq::jobs

@@ -55,12 +55,12 @@ std::string delivery_body(const jobs::Job& job) {
 }  // namespace
 
 struct Dispatcher::Impl {
-  Impl(store::Store& s, DispatcherOptions o) : store(s), opt(std::move(o)) {
+  Impl(jobs::Store& s, DispatcherOptions o) : store(s), opt(std::move(o)) {
     if (opt.threads < 1) opt.threads = 1;
     if (opt.max_attempts < 1) opt.max_attempts = 1;
   }
 
-  store::Store& store;
+  jobs::Store& store;
   DispatcherOptions opt;
   std::string key;  // HMAC key; unused when opt.secret is empty
 
@@ -73,7 +73,7 @@ struct Dispatcher::Impl {
   bool stopping = false;
   bool aborting = false;  // stop's grace is over: cancel calls, start none
   bool changed = false;   // a job ended or a delivery finished: look at the store again
-  std::deque<store::WebhookDelivery> queue;
+  std::deque<jobs::WebhookDelivery> queue;
   std::unordered_set<std::string> in_flight;  // queued here or being delivered
   // Deliveries that ended while the loop was reading the store: that read may predate
   // their record and still show them due, so the loop skips them this once.
@@ -87,7 +87,7 @@ struct Dispatcher::Impl {
 
   void loop();
   void work();
-  void deliver(const store::WebhookDelivery& d);
+  void deliver(const jobs::WebhookDelivery& d);
   std::chrono::milliseconds backoff(int attempts_before);
 };
 
@@ -119,7 +119,7 @@ void Dispatcher::Impl::loop() {
     // due in the store; the poll below looks again.)
     const bool writable = !store.write_fault();
 
-    std::vector<store::WebhookDelivery> due;
+    std::vector<jobs::WebhookDelivery> due;
     std::optional<std::int64_t> next;
     bool store_ok = true;
     try {
@@ -161,7 +161,7 @@ void Dispatcher::Impl::work() {
   for (;;) {
     work_cv.wait(lock, [&] { return stopping || !queue.empty(); });
     if (stopping) return;  // what is still queued stays due in the store
-    store::WebhookDelivery d = std::move(queue.front());
+    jobs::WebhookDelivery d = std::move(queue.front());
     queue.pop_front();
     ++busy;
     lock.unlock();
@@ -186,7 +186,7 @@ void Dispatcher::Impl::work() {
   }
 }
 
-void Dispatcher::Impl::deliver(const store::WebhookDelivery& d) {
+void Dispatcher::Impl::deliver(const jobs::WebhookDelivery& d) {
   const jobs::Job& job = d.job;
   const int attempt = d.attempts + 1;
   std::optional<std::string> failure;
@@ -281,7 +281,7 @@ void Dispatcher::Impl::deliver(const store::WebhookDelivery& d) {
   }
 }
 
-Dispatcher::Dispatcher(store::Store& store, DispatcherOptions options)
+Dispatcher::Dispatcher(jobs::Store& store, DispatcherOptions options)
     : impl_(std::make_unique<Impl>(store, std::move(options))) {}
 
 Dispatcher::~Dispatcher() { stop(); }

@@ -42,7 +42,7 @@ namespace {
 constexpr auto kReplyDeadline = 20s;
 
 struct Env {
-  std::unique_ptr<store::Store> store;
+  std::unique_ptr<jobs::Store> store;
   agents::EchoAgent agent;
   std::unique_ptr<jobs::JobService> service;
   std::unique_ptr<api::Router> router;

@@ -41,7 +41,7 @@ namespace {
 
 std::string script(const std::string& name) { return std::string(RUNQ_TEST_AGENTS_DIR) + "/" + name; }
 
-struct RecordingSink : agents::ProgressSink {
+struct RecordingSink : jobs::ProgressSink {
   struct Step {
     double pct;
     std::optional<std::string> step;
@@ -74,7 +74,7 @@ CommandAgent make_agent(Strings argv, std::chrono::milliseconds grace = 5000ms,
   return CommandAgent(std::move(o));
 }
 
-agents::AgentResult run(CommandAgent& agent, const jobs::Job& job, RecordingSink* sink = nullptr) {
+jobs::AgentResult run(CommandAgent& agent, const jobs::Job& job, RecordingSink* sink = nullptr) {
   jobs::CancelToken token;
   RecordingSink local;
   return agent.run(job, token, sink ? *sink : local);
@@ -177,7 +177,7 @@ void kill_leftovers(pid_t a, pid_t b) {  // never leave a test's processes behin
 }
 
 // Runs the agent on a thread; returns its future result.
-std::future<agents::AgentResult> start(CommandAgent& agent, const jobs::Job& job,
+std::future<jobs::AgentResult> start(CommandAgent& agent, const jobs::Job& job,
                                        jobs::CancelToken& token, RecordingSink& sink) {
   return std::async(std::launch::async, [&agent, &job, &token, &sink] {
     return agent.run(job, token, sink);
@@ -716,7 +716,7 @@ TEST(CommandAgent, ChildThatClosedItsPipesIsStillStopped) {
 
 TEST(CommandAgent, ManyJobsAtOnce) {
   auto agent = make_agent({script("echo.sh")});
-  std::vector<std::future<agents::AgentResult>> futs;
+  std::vector<std::future<jobs::AgentResult>> futs;
   std::vector<jobs::Job> jobs_(8);
   std::vector<jobs::CancelToken> tokens(8);
   std::vector<RecordingSink> sinks(8);

@@ -11,7 +11,7 @@ using namespace runq;
 using namespace std::chrono_literals;
 
 namespace {
-struct RecordingSink : agents::ProgressSink {
+struct RecordingSink : jobs::ProgressSink {
   struct Step {
     double pct;
     std::optional<std::string> step;

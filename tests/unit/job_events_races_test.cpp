@@ -23,7 +23,7 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-std::unique_ptr<store::Store> memory_store() { return store::open_sqlite_store(":memory:"); }
+std::unique_ptr<jobs::Store> memory_store() { return store::open_sqlite_store(":memory:"); }
 
 template <class F>
 bool eventually(F cond, std::chrono::milliseconds within = 5000ms) {
@@ -61,7 +61,7 @@ class HeldGetStore : public ForwardingStore {
  public:
   using ForwardingStore::ForwardingStore;
   Gate first_read, go_first, second_read, go_second;
-  std::optional<store::Job> get(const std::string& id) override {
+  std::optional<jobs::Job> get(const std::string& id) override {
     auto j = ForwardingStore::get(id);
     const int n = ++reads_;
     if (n == 1) {
@@ -86,8 +86,8 @@ TEST(StreamRace, SecondStreamOfAJobEndingBetweenTheReadsGetsAClosedLog) {
   j.created_at_us = util::now_us();
   j.timeout_s = 60;
   j.request_hash = "h";
-  ASSERT_EQ(store.insert({j}, store::kUnlimited).at(0).outcome,
-            store::InsertResult::Outcome::inserted);
+  ASSERT_EQ(store.insert({j}, jobs::kUnlimited).at(0).outcome,
+            jobs::InsertResult::Outcome::inserted);
   ScriptedAgent agent;
   jobs::JobService service(store, agent, jobs::ServiceOptions{});  // no workers started
   // Stream 1 reads the job: queued...
@@ -167,7 +167,7 @@ class HeldRequeueStore : public ForwardingStore {
     }
     return ok;
   }
-  std::optional<store::Job> claim_next(std::int64_t now) override {
+  std::optional<jobs::Job> claim_next(std::int64_t now) override {
     auto j = ForwardingStore::claim_next(now);
     if (j && j->attempts == 2) reclaimed.open();
     return j;
@@ -198,8 +198,8 @@ TEST(RetryRace, RetryEventComesBeforeTheNextAttemptsRunning) {
   j.request_hash = "h";
   j.max_retries = 1;
   j.config = {{"fail_first", true}};
-  ASSERT_EQ(store.insert({j}, store::kUnlimited).at(0).outcome,
-            store::InsertResult::Outcome::inserted);
+  ASSERT_EQ(store.insert({j}, jobs::kUnlimited).at(0).outcome,
+            jobs::InsertResult::Outcome::inserted);
   store.log = service.events(j.id);
   service.start();
   // A submit wakes the idle worker, which claims the retry (older, so first) at once.

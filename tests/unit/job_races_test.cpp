@@ -26,7 +26,7 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-std::unique_ptr<store::Store> memory_store() { return store::open_sqlite_store(":memory:"); }
+std::unique_ptr<jobs::Store> memory_store() { return store::open_sqlite_store(":memory:"); }
 
 // Polls `cond` (a state, not a timing) every millisecond, up to `within`.
 template <class F>
@@ -50,7 +50,7 @@ SubmitOutcome submit(jobs::JobService& s, nlohmann::json config, int max_retries
   return f.get();
 }
 
-std::optional<JobStatus> stored_status(store::Store& s, const std::string& id) {
+std::optional<JobStatus> stored_status(jobs::Store& s, const std::string& id) {
   auto j = s.get_status(id);
   return j ? std::optional(j->status) : std::nullopt;
 }
@@ -69,7 +69,7 @@ class HeldClaimStore : public ForwardingStore {
  public:
   using ForwardingStore::ForwardingStore;
   Gate claimed, release;
-  std::optional<store::Job> claim_next(std::int64_t now) override {
+  std::optional<jobs::Job> claim_next(std::int64_t now) override {
     auto j = ForwardingStore::claim_next(now);
     if (j && !claimed.is_open()) {
       claimed.open();
@@ -108,7 +108,7 @@ class HeldInsertStore : public ForwardingStore {
   std::atomic<bool> hold_inserts{false};
   std::atomic<bool> watch_claims{false};
   Gate inserting, release_insert, claim_tried;
-  std::vector<store::InsertResult> insert(const std::vector<store::Job>& b,
+  std::vector<jobs::InsertResult> insert(const std::vector<jobs::Job>& b,
                                           std::int64_t max_new) override {
     if (hold_inserts.load()) {
       inserting.open();
@@ -116,7 +116,7 @@ class HeldInsertStore : public ForwardingStore {
     }
     return ForwardingStore::insert(b, max_new);
   }
-  std::optional<store::Job> claim_next(std::int64_t now) override {
+  std::optional<jobs::Job> claim_next(std::int64_t now) override {
     if (watch_claims.load()) claim_tried.open();
     return ForwardingStore::claim_next(now);
   }
@@ -163,7 +163,7 @@ class EndRace : public ::testing::Test {
     });
     return j.value_or(jobs::Job{});
   }
-  std::unique_ptr<store::Store> store_ = memory_store();
+  std::unique_ptr<jobs::Store> store_ = memory_store();
   ScriptedAgent agent_;
   std::unique_ptr<jobs::JobService> service_;
 };
@@ -206,7 +206,7 @@ TEST(CommandAgentEndRace, ExitZeroAfterTheTimeoutStoppedTheTokenIsTheResult) {
   job.timeout_s = 60;
   job.attempts = 1;
   jobs::CancelToken token;
-  struct : agents::ProgressSink {
+  struct : jobs::ProgressSink {
     void progress(double, std::optional<std::string>, int, std::optional<int>) override {}
     void output(std::string_view) override {}
   } sink;
@@ -225,10 +225,10 @@ TEST(CommandAgentEndRace, ExitZeroAfterTheTimeoutStoppedTheTokenIsTheResult) {
 // finish() fails with a non-storage error (as SQLITE_BUSY would) `failures` times.
 class BusyFinishStore : public ForwardingStore {
  public:
-  BusyFinishStore(std::unique_ptr<store::Store> in, int failures)
+  BusyFinishStore(std::unique_ptr<jobs::Store> in, int failures)
       : ForwardingStore(std::move(in)), left_(failures) {}
   std::atomic<int> calls{0};
-  bool finish(const store::Job& j) override {
+  bool finish(const jobs::Job& j) override {
     calls.fetch_add(1);
     if (left_.fetch_sub(1) > 0) throw std::runtime_error("database is locked");
     return ForwardingStore::finish(j);
@@ -261,11 +261,11 @@ class PausingStore : public ForwardingStore {
  public:
   using ForwardingStore::ForwardingStore;
   Gate finish_failed, idle_poll_after, claimed_new;
-  bool finish(const store::Job&) override {
+  bool finish(const jobs::Job&) override {
     finish_failed.open();
     throw std::runtime_error("database is locked");
   }
-  std::optional<store::Job> claim_next(std::int64_t now) override {
+  std::optional<jobs::Job> claim_next(std::int64_t now) override {
     auto j = ForwardingStore::claim_next(now);
     if (!j && finish_failed.is_open()) idle_poll_after.open();
     if (j && j->prompt == "new") claimed_new.open();
@@ -309,7 +309,7 @@ TEST(WaiterRace, WaiterRegisteredAfterTheReleaseIsAnsweredAtOnce) {
   j.created_at_us = util::now_us();
   j.timeout_s = 60;
   j.request_hash = "h";
-  ASSERT_EQ(store->insert({j}).at(0).outcome, store::InsertResult::Outcome::inserted);
+  ASSERT_EQ(store->insert({j}).at(0).outcome, jobs::InsertResult::Outcome::inserted);
   jobs::Transitions transitions(*store);
   jobs::TimerQueue timers;
   jobs::LiveJobs live(*store, transitions, timers, {});

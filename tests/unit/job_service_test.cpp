@@ -65,7 +65,7 @@ class JobServiceTest : public ::testing::Test {
   }
 
   agents::EchoAgent agent_;
-  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<jobs::Store> store_;
   std::unique_ptr<jobs::JobService> service_;
 };
 
@@ -272,11 +272,11 @@ TEST_F(JobServiceTest, JobsStillRunningAfterTheDrainAreRequeued) {
 
 namespace {
 // Fails the first `failures` attempts of every job, then echoes the prompt.
-struct FlakyAgent : agents::Agent {
+struct FlakyAgent : jobs::Agent {
   int failures = 0;
   std::string id() const override { return "flaky"; }
-  agents::AgentResult run(const jobs::Job& job, jobs::CancelToken&,
-                          agents::ProgressSink&) override {
+  jobs::AgentResult run(const jobs::Job& job, jobs::CancelToken&,
+                          jobs::ProgressSink&) override {
     if (job.attempts <= failures)
       return {false, {}, "flake #" + std::to_string(job.attempts), {}, nullptr};
     return {true, job.prompt, {}, {}, {{"usage", {{"total_tokens", 3}}}}};
@@ -311,7 +311,7 @@ class RetryTest : public ::testing::Test {
     return *service_->get(id);
   }
   FlakyAgent agent_;
-  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<jobs::Store> store_;
   std::unique_ptr<jobs::JobService> service_;
 };
 }  // namespace
@@ -388,10 +388,10 @@ TEST_F(RetryTest, CancelWhileWaitingForARetry) {
 
 namespace {
 // Answers with bytes that are not UTF-8, as a careless program or model might.
-struct RawBytesAgent : agents::Agent {
+struct RawBytesAgent : jobs::Agent {
   std::string id() const override { return "raw"; }
-  agents::AgentResult run(const jobs::Job&, jobs::CancelToken&,
-                          agents::ProgressSink& sink) override {
+  jobs::AgentResult run(const jobs::Job&, jobs::CancelToken&,
+                          jobs::ProgressSink& sink) override {
     sink.output("\xff\xfe partial");
     sink.progress(50.0, std::string("half \xc3"), 1, 2);
     return {true, "ok \xff end", {}, {}, {{"note", "\xfe"}}};

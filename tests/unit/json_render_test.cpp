@@ -273,7 +273,7 @@ TEST(JsonRender, HealthAndStats) {
   EXPECT_EQ(api::dump(api::health_json(h)),
             R"({"status":"healthy","store":"sqlite","executor_stats":{"running_jobs":2,)"
             R"("queued_jobs":5,"max_concurrent":10,"default_timeout":3600,"shutdown":false}})");
-  store::StatusCounts c{1, 2, 3, 4, 5};
+  jobs::StatusCounts c{1, 2, 3, 4, 5};
   EXPECT_EQ(api::dump(api::stats_json(c, h)),
             R"({"total_jobs":15,"by_status":{"queued":1,"running":2,"succeeded":3,"failed":4,"cancelled":5},)"
             R"("executor":{"running_jobs":2,"queued_jobs":5,"max_concurrent":10,"default_timeout":3600,"shutdown":false}})");
@@ -284,7 +284,7 @@ TEST(JsonRender, HealthDegradedWhileTheStoreCannotBeWritten) {
   h.max_concurrent = 10;
   h.default_timeout = 3600;
   h.store_kind = "sqlite";
-  h.store_fault = store::StoreFault{store::FaultReason::disk_full,
+  h.store_fault = jobs::StoreFault{jobs::FaultReason::disk_full,
                                     "sqlite: step failed: database or disk is full",
                                     1'764'460'800'000'000};  // 2025-11-30T00:00:00Z
   EXPECT_EQ(api::dump(api::health_json(h)),

@@ -1,7 +1,7 @@
 #pragma once
 // Helpers of the race tests: a one-shot gate for thread handshakes, and an agent whose
 // behaviour each job picks in its config.
-#include "runq/agents/agent.hpp"
+#include "runq/jobs/agent.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -45,11 +45,11 @@ class Gate {
 // config "wait_cancel": true -> returns ok once its token is stopped
 // config "fail_first": true  -> the first attempt fails, later ones succeed
 // otherwise                 -> ok, the prompt as result
-class ScriptedAgent : public agents::Agent {
+class ScriptedAgent : public jobs::Agent {
  public:
   std::string id() const override { return "scripted"; }
-  agents::AgentResult run(const jobs::Job& job, jobs::CancelToken& token,
-                          agents::ProgressSink&) override {
+  jobs::AgentResult run(const jobs::Job& job, jobs::CancelToken& token,
+                          jobs::ProgressSink&) override {
     runs.fetch_add(1);
     const auto& c = job.config;
     if (c.value("block", false)) {

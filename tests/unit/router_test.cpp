@@ -108,7 +108,7 @@ class RouterTest : public ::testing::Test {
   }
 
   agents::EchoAgent agent_;
-  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<jobs::Store> store_;
   std::unique_ptr<jobs::JobService> service_;
   std::unique_ptr<api::Router> router_;
 };

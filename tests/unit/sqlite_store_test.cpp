@@ -19,7 +19,8 @@
 namespace fs = std::filesystem;
 using runq::jobs::Job;
 using runq::jobs::JobStatus;
-using namespace runq::store;
+using namespace runq::jobs;  // the Store port
+using namespace runq::store;  // the SQLite implementation
 
 namespace {
 

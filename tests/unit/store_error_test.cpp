@@ -7,7 +7,7 @@
 
 #include <cerrno>
 
-using namespace runq::store;
+using namespace runq::store::sqlite;
 
 TEST(StoreError, DiskFull) {
   EXPECT_EQ(classify_sqlite_error(SQLITE_FULL, ENOSPC), FaultReason::disk_full);

@@ -19,9 +19,9 @@ class TransitionsTest : public ::testing::Test {
     job_.created_at_us = util::now_us();
     job_.timeout_s = 60;
     job_.request_hash = "h";
-    ASSERT_EQ(store_->insert({job_}).at(0).outcome, store::InsertResult::Outcome::inserted);
+    ASSERT_EQ(store_->insert({job_}).at(0).outcome, jobs::InsertResult::Outcome::inserted);
   }
-  std::unique_ptr<store::Store> store_ = store::open_sqlite_store(":memory:");
+  std::unique_ptr<jobs::Store> store_ = store::open_sqlite_store(":memory:");
   Transitions t_{*store_};
   jobs::Job job_;
 };
@@ -59,7 +59,7 @@ TEST_F(TransitionsTest, IllegalTransitionIsRefusedAndNothingIsWritten) {
   // queued -> succeeded skips running.
   jobs::Job queued = job_;
   queued.id = "run_transition02";
-  ASSERT_EQ(store_->insert({queued}).at(0).outcome, store::InsertResult::Outcome::inserted);
+  ASSERT_EQ(store_->insert({queued}).at(0).outcome, jobs::InsertResult::Outcome::inserted);
   jobs::Job done = queued;
   done.status = JobStatus::succeeded;
   EXPECT_EQ(t_.finish(queued, done), Transitions::Finish::refused);

@@ -57,7 +57,7 @@ class RacingStore : public racetest::ForwardingStore {
     return cv_.wait_for(l, within, [&] { return attempting_; });
   }
 
-  std::vector<store::WebhookDelivery> due_webhooks(std::int64_t now, int limit) override {
+  std::vector<jobs::WebhookDelivery> due_webhooks(std::int64_t now, int limit) override {
     auto snapshot = inner().due_webhooks(now, limit);
     std::unique_lock l(mu_);
     if (!snapshot.empty() && ++reads_seeing_it_ == 2) {
@@ -95,15 +95,15 @@ class RacingStore : public racetest::ForwardingStore {
 };
 
 // A finished job whose webhook (to `url`) is due now.
-void add_finished_job(store::Store& s, const std::string& id, const std::string& url) {
-  store::Job j;
+void add_finished_job(jobs::Store& s, const std::string& id, const std::string& url) {
+  jobs::Job j;
   j.id = id;
   j.prompt = "p";
   j.created_at_us = 1000;
   j.timeout_s = 60;
   j.request_hash = "h";
   j.webhook_url = url;
-  ASSERT_EQ(s.insert({j}).at(0).outcome, store::InsertResult::Outcome::inserted);
+  ASSERT_EQ(s.insert({j}).at(0).outcome, jobs::InsertResult::Outcome::inserted);
   j.status = jobs::JobStatus::failed;
   j.error = "boom";
   ASSERT_TRUE(s.finish(j));

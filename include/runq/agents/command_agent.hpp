@@ -1,5 +1,5 @@
 #pragma once
-#include "runq/agents/agent.hpp"
+#include "runq/jobs/agent.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -21,12 +21,12 @@ std::vector<std::string> split_command_line(const std::string& line);
 // Runs a local program per job, in its own process group: the prompt on stdin, the job's
 // other fields in RUNQ_* environment variables, stdout is the result (exit 0), stderr
 // lines `::progress <percent> <step>` report progress; other stderr lines are logged.
-class CommandAgent : public Agent {
+class CommandAgent : public jobs::Agent {
  public:
   explicit CommandAgent(CommandOptions options);
   std::string id() const override;  // "command"
-  AgentResult run(const jobs::Job& job, jobs::CancelToken& cancel,
-                  ProgressSink& sink) override;
+  jobs::AgentResult run(const jobs::Job& job, jobs::CancelToken& cancel,
+                  jobs::ProgressSink& sink) override;
 
  private:
   CommandOptions options_;

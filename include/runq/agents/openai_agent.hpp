@@ -1,5 +1,5 @@
 #pragma once
-#include "runq/agents/agent.hpp"
+#include "runq/jobs/agent.hpp"
 
 #include <chrono>
 #include <optional>
@@ -20,12 +20,12 @@ struct OpenAIOptions {
 // Sends the prompt to POST {base_url}/chat/completions of an OpenAI-compatible server,
 // streaming: partial output becomes SSE `output` events. Per-job config.model,
 // config.system, config.temperature, config.max_tokens override.
-class OpenAIAgent : public Agent {
+class OpenAIAgent : public jobs::Agent {
  public:
   explicit OpenAIAgent(OpenAIOptions options);
   std::string id() const override;  // "openai:<model>"
-  AgentResult run(const jobs::Job& job, jobs::CancelToken& cancel,
-                  ProgressSink& sink) override;
+  jobs::AgentResult run(const jobs::Job& job, jobs::CancelToken& cancel,
+                  jobs::ProgressSink& sink) override;
 
  private:
   OpenAIOptions options_;

@@ -42,7 +42,7 @@ Json health_json(const jobs::HealthStats& h);
 
 // {"total_jobs":N,"by_status":{...},"executor":{...}}: the counts are the caller's jobs,
 // the executor this node's (as in /health).
-Json stats_json(const store::StatusCounts& counts,
+Json stats_json(const jobs::StatusCounts& counts,
                 const jobs::HealthStats& executor);
 
 // {"detail": detail}

@@ -1,8 +1,8 @@
 #pragma once
-#include "runq/agents/agent.hpp"
+#include "runq/jobs/agent.hpp"
 #include "runq/jobs/event_log.hpp"
 #include "runq/jobs/job.hpp"
-#include "runq/store/store.hpp"
+#include "runq/jobs/store.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -71,14 +71,14 @@ struct HealthStats {
   bool shutdown = false;
   std::string store_kind;
   // Set while the store cannot be written (disk full, read-only): /health is degraded.
-  std::optional<store::StoreFault> store_fault;
+  std::optional<jobs::StoreFault> store_fault;
 };
 
 // The domain: accepts jobs, stores them, runs them on the worker pool, answers
 // questions about them. Knows nothing of HTTP. Thread-safe.
 class JobService {
  public:
-  JobService(store::Store& store, agents::Agent& agent, ServiceOptions options);
+  JobService(jobs::Store& store, jobs::Agent& agent, ServiceOptions options);
   ~JobService();
   JobService(const JobService&) = delete;
   JobService& operator=(const JobService&) = delete;
@@ -110,12 +110,12 @@ class JobService {
   std::optional<Job> get(const std::string& id);
 
   CancelOutcome cancel(const std::string& id);
-  store::RemoveOutcome remove(const std::string& id);
+  jobs::RemoveOutcome remove(const std::string& id);
   // Goes up after every removal of jobs (DELETE, retention sweep), once they are gone:
   // what was read before is stale from then on if it was a removed job.
   std::uint64_t removals() const;
-  store::ListPage list(const store::ListQuery& q);
-  store::StatusCounts counts(const std::optional<std::string>& owner = std::nullopt);
+  jobs::ListPage list(const jobs::ListQuery& q);
+  jobs::StatusCounts counts(const std::optional<std::string>& owner = std::nullopt);
   HealthStats health();
 
   // Jobs waiting in the queue, as the backpressure check sees them (kept in memory:
@@ -139,7 +139,7 @@ class JobService {
   void commit_loop();
   void sweep_loop();
 
-  store::Store& store_;
+  jobs::Store& store_;
   ServiceOptions options_;
   struct State;
   std::unique_ptr<State> state_;

@@ -1,5 +1,5 @@
 #pragma once
-#include "runq/store/store.hpp"
+#include "runq/jobs/store.hpp"
 
 #include <memory>
 #include <stdexcept>
@@ -23,7 +23,7 @@ enum class StartupCheck {
 // A file that fails `PRAGMA quick_check` (or that SQLite reports as malformed, or that
 // has no SQLite header) throws DamagedDatabase, whose message says what to do about it;
 // nothing is written to it.
-std::unique_ptr<Store> open_sqlite_store(const std::string& path,
+std::unique_ptr<jobs::Store> open_sqlite_store(const std::string& path,
                                          StartupCheck check = StartupCheck::full);
 
 // The database file is damaged. what(): the whole message for the operator.

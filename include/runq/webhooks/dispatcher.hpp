@@ -1,5 +1,5 @@
 #pragma once
-#include "runq/store/store.hpp"
+#include "runq/jobs/store.hpp"
 
 #include <chrono>
 #include <memory>
@@ -26,7 +26,7 @@ struct DispatcherOptions {
 // job worker's thread.
 class Dispatcher {
  public:
-  Dispatcher(store::Store& store, DispatcherOptions options);
+  Dispatcher(jobs::Store& store, DispatcherOptions options);
   ~Dispatcher();
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;

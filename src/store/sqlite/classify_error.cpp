@@ -4,7 +4,7 @@
 
 #include <cerrno>
 
-namespace runq::store {
+namespace runq::store::sqlite {
 
 std::optional<FaultReason> classify_sqlite_error(int extended_code, int system_errno) {
   auto from_errno = [&](FaultReason otherwise) {
@@ -24,4 +24,4 @@ std::optional<FaultReason> classify_sqlite_error(int extended_code, int system_e
   }
 }
 
-}  // namespace runq::store
+}  // namespace runq::store::sqlite

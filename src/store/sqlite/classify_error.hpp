@@ -1,10 +1,10 @@
 #pragma once
 // Private to the SQLite store: which SQLite errors are storage faults.
-#include "runq/store/store_error.hpp"
+#include "port_names.hpp"
 
 #include <optional>
 
-namespace runq::store {
+namespace runq::store::sqlite {
 
 // Classifies an SQLite (extended) result code, with the OS errno SQLite saw
 // (sqlite3_system_errno), into a fault reason; nullopt for every other error
@@ -13,4 +13,4 @@ namespace runq::store {
 // EDQUOT, else io_error; SQLITE_CANTOPEN* → cannot_open (read_only for EROFS).
 std::optional<FaultReason> classify_sqlite_error(int extended_code, int system_errno);
 
-}  // namespace runq::store
+}  // namespace runq::store::sqlite

@@ -79,7 +79,7 @@ SqliteStore::SqliteStore(const std::string& path, StartupCheck check) {
 
 }  // namespace sqlite
 
-std::unique_ptr<Store> open_sqlite_store(const std::string& path, StartupCheck check) {
+std::unique_ptr<jobs::Store> open_sqlite_store(const std::string& path, StartupCheck check) {
   return std::make_unique<sqlite::SqliteStore>(path, check);
 }
 

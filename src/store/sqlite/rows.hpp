@@ -1,6 +1,6 @@
 #pragma once
 // Private to the SQLite store: a jobs row <-> a Job.
-#include "runq/store/store.hpp"
+#include "runq/jobs/store.hpp"
 #include "sqlite_db.hpp"
 
 namespace runq::store::sqlite {

@@ -9,7 +9,7 @@
 //         keeps a snapshot open and a cached statement is always ready for reuse.
 //
 // Every SQLite error becomes a std::runtime_error carrying sqlite3_errmsg() — a storage
-// fault (disk full, read-only, I/O error, cannot open) a store::StoreUnavailable.
+// fault (disk full, read-only, I/O error, cannot open) a jobs::StoreUnavailable.
 #include "classify_error.hpp"
 
 #include <sqlite3.h>

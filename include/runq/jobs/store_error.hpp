@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-namespace runq::store {
+namespace runq::jobs {
 
 enum class FaultReason { disk_full, read_only, io_error, cannot_open };
 
@@ -53,4 +53,4 @@ struct StoreFault {
   std::int64_t since_us = 0; // when the first failing write of this fault happened
 };
 
-}  // namespace runq::store
+}  // namespace runq::jobs

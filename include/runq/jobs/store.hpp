@@ -1,6 +1,6 @@
 #pragma once
 #include "runq/jobs/job.hpp"
-#include "runq/store/store_error.hpp"
+#include "runq/jobs/store_error.hpp"
 
 #include <array>
 #include <cstdint>
@@ -9,10 +9,7 @@
 #include <string>
 #include <vector>
 
-namespace runq::store {
-
-using jobs::Job;
-using jobs::JobStatus;
+namespace runq::jobs {
 
 // What happened to one job handed to Store::insert.
 struct InsertResult {
@@ -151,4 +148,4 @@ class Store {
   virtual void probe_write() {}
 };
 
-}  // namespace runq::store
+}  // namespace runq::jobs

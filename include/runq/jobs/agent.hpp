@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-namespace runq::agents {
+namespace runq::jobs {
 
 // Where an agent reports what it is doing while it runs.
 class ProgressSink {
@@ -34,8 +34,8 @@ class Agent {
  public:
   virtual ~Agent() = default;
   virtual std::string id() const = 0;  // shown as the job's agent_id
-  virtual AgentResult run(const jobs::Job& job, jobs::CancelToken& cancel,
+  virtual AgentResult run(const Job& job, CancelToken& cancel,
                           ProgressSink& sink) = 0;
 };
 
-}  // namespace runq::agents
+}  // namespace runq::jobs
