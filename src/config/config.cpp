@@ -109,7 +109,7 @@ std::optional<int> parse_serve(const std::vector<std::string>& args, ServeConfig
   app.add_option("--max-retries", out.max_retries,
                  "Most retries a job may ask for (its max_retries is cut to this)")
       ->envname("RUNQ_MAX_RETRIES")
-      ->check(CLI::Range(0, 10));
+      ->check(CLI::Range(0, jobs::defaults::kMaxRetries));
   app.add_option("--retry-delay", out.retry_delay,
                  "Backoff before a failed job's first retry (seconds; doubles each time)")
       ->envname("RUNQ_RETRY_DELAY")

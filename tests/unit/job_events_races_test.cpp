@@ -19,32 +19,12 @@ using jobs::SubmitOutcome;
 using racetest::ForwardingStore;
 using racetest::Gate;
 using racetest::ScriptedAgent;
+using racetest::eventually;
+using racetest::memory_store;
+using racetest::submit;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-std::unique_ptr<jobs::Store> memory_store() { return store::open_sqlite_store(":memory:"); }
-
-template <class F>
-bool eventually(F cond, std::chrono::milliseconds within = 5000ms) {
-  const auto deadline = Clock::now() + within;
-  while (!cond()) {
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
-
-SubmitOutcome submit(jobs::JobService& s, nlohmann::json config, int max_retries = 0) {
-  jobs::Job j;
-  j.prompt = "p";
-  j.config = std::move(config);
-  j.max_retries = max_retries;
-  std::promise<SubmitOutcome> p;
-  auto f = p.get_future();
-  s.submit(std::move(j), [&p](SubmitOutcome o) { p.set_value(std::move(o)); });
-  return f.get();
-}
 
 std::vector<jobs::Event> events_of(jobs::EventLog& log, bool* closed = nullptr) {
   bool c = false;

@@ -22,33 +22,12 @@ using jobs::SubmitOutcome;
 using racetest::ForwardingStore;
 using racetest::Gate;
 using racetest::ScriptedAgent;
+using racetest::eventually;
+using racetest::memory_store;
+using racetest::submit;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-std::unique_ptr<jobs::Store> memory_store() { return store::open_sqlite_store(":memory:"); }
-
-// Polls `cond` (a state, not a timing) every millisecond, up to `within`.
-template <class F>
-bool eventually(F cond, std::chrono::milliseconds within = 5000ms) {
-  const auto deadline = Clock::now() + within;
-  while (!cond()) {
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
-
-SubmitOutcome submit(jobs::JobService& s, nlohmann::json config, int max_retries = 0) {
-  jobs::Job j;
-  j.prompt = "p";
-  j.config = std::move(config);
-  j.max_retries = max_retries;
-  std::promise<SubmitOutcome> p;
-  auto f = p.get_future();
-  s.submit(std::move(j), [&p](SubmitOutcome o) { p.set_value(std::move(o)); });
-  return f.get();
-}
 
 std::optional<JobStatus> stored_status(jobs::Store& s, const std::string& id) {
   auto j = s.get_status(id);

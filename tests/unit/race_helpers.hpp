@@ -1,13 +1,20 @@
 #pragma once
-// Helpers of the race tests: a one-shot gate for thread handshakes, and an agent whose
-// behaviour each job picks in its config.
+// Helpers of the race tests: a one-shot gate for thread handshakes, an agent whose
+// behaviour each job picks in its config, a real store, and submitting.
 #include "runq/jobs/agent.hpp"
+#include "runq/jobs/job_service.hpp"
+#include "runq/store/sqlite_store.hpp"
+
+#include <nlohmann/json.hpp>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <future>
+#include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 
 namespace runq::racetest {
 
@@ -73,5 +80,32 @@ class ScriptedAgent : public jobs::Agent {
   Gate started;
   Gate release;
 };
+
+// A fresh in-memory SQLite store (the real one).
+inline std::unique_ptr<jobs::Store> memory_store() { return store::open_sqlite_store(":memory:"); }
+
+// Polls `cond` (a state, not a timing) every millisecond, up to `within`.
+template <class F>
+bool eventually(F cond, std::chrono::milliseconds within = 5000ms) {
+  const auto deadline = std::chrono::steady_clock::now() + within;
+  while (!cond()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+// Submits a job with `config` (what ScriptedAgent does with it) and waits for its outcome.
+inline jobs::SubmitOutcome submit(jobs::JobService& s, nlohmann::json config,
+                                  int max_retries = 0) {
+  jobs::Job j;
+  j.prompt = "p";
+  j.config = std::move(config);
+  j.max_retries = max_retries;
+  std::promise<jobs::SubmitOutcome> p;
+  auto f = p.get_future();
+  s.submit(std::move(j), [&p](jobs::SubmitOutcome o) { p.set_value(std::move(o)); });
+  return f.get();
+}
 
 }  // namespace runq::racetest

@@ -2,6 +2,7 @@
 // Request validation for the api layer: submit bodies and content types. Errors come
 // out in FastAPI's 422 shape (validation_errors.hpp); query strings: query.hpp.
 #include "runq/api/validation_errors.hpp"
+#include "runq/jobs/defaults.hpp"
 #include "runq/jobs/job.hpp"
 #include "runq/util/utf8.hpp"
 
@@ -14,17 +15,18 @@ namespace runq::api {
 
 // Bounds a submit is checked against (from jobs::ServiceOptions).
 struct SubmitLimits {
-  int default_timeout_s = 3600;  // used when `timeout` is null or 0
-  int max_timeout_s = 86400;     // largest `timeout` accepted
+  int default_timeout_s = jobs::defaults::kTimeoutS;  // used when `timeout` is null or 0
+  int max_timeout_s = jobs::defaults::kMaxTimeoutS;   // largest `timeout` accepted
   // --allow-private-webhooks: webhook_url may point at loopback/private/link-local
-  // addresses. Otherwise its host is resolved and every address must be public.
+  // addresses. Otherwise a literal address or a localhost name must be public here; a
+  // host name is resolved and checked at delivery (no DNS on the I/O thread).
   bool allow_private_webhooks = false;
 };
 
 // Bounds of the submit fields (API.md's table).
 inline constexpr int kMinPriority = -100;
 inline constexpr int kMaxPriority = 100;
-inline constexpr int kMaxRetries = 10;
+inline constexpr int kMaxRetries = jobs::defaults::kMaxRetries;
 inline constexpr std::size_t kMaxIdempotencyKeyLen = 256;
 inline constexpr std::size_t kMaxMetadataKeys = 16;
 inline constexpr std::size_t kMaxMetadataKeyLen = 64;

@@ -1,4 +1,6 @@
 #pragma once
+#include "runq/jobs/defaults.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -13,9 +15,9 @@ struct ServeConfig {
   std::string host = "127.0.0.1";           // --host, RUNQ_HOST
   int port = 8005;                          // --port, RUNQ_PORT (0 = any free port)
   std::string db = "runq.db";               // --db, PRAISONAI_JOBS_DB_PATH (":memory:")
-  int max_concurrent = 10;                  // --max-concurrent, PRAISONAI_MAX_CONCURRENT_JOBS
-  int default_timeout = 3600;               // --default-timeout, PRAISONAI_JOB_TIMEOUT
-  int max_timeout = 86400;                  // --max-timeout, RUNQ_MAX_TIMEOUT
+  int max_concurrent = jobs::defaults::kMaxConcurrent;  // --max-concurrent, PRAISONAI_MAX_CONCURRENT_JOBS
+  int default_timeout = jobs::defaults::kTimeoutS;      // --default-timeout, PRAISONAI_JOB_TIMEOUT
+  int max_timeout = jobs::defaults::kMaxTimeoutS;       // --max-timeout, RUNQ_MAX_TIMEOUT
   std::size_t max_body = 1 << 20;           // --max-body, RUNQ_MAX_BODY (bytes)
   std::string agent = "echo";               // --agent, RUNQ_AGENT: echo|command|openai
   std::string agent_command;                // --agent-command, RUNQ_AGENT_COMMAND
@@ -25,7 +27,7 @@ struct ServeConfig {
   std::string openai_api_key;               // OPENAI_API_KEY (environment only)
   std::string model = "gpt-4o-mini";        // --model, OPENAI_MODEL_NAME
   std::optional<std::string> ca_file;       // --ca-file, RUNQ_CA_FILE (extra trusted CAs)
-  int max_retries = 10;                     // --max-retries, RUNQ_MAX_RETRIES (cap per job)
+  int max_retries = jobs::defaults::kMaxRetries;        // --max-retries, RUNQ_MAX_RETRIES (cap per job)
   double retry_delay = 1.0;                 // --retry-delay, RUNQ_RETRY_DELAY (seconds)
   std::string webhook_secret;               // --webhook-secret, RUNQ_WEBHOOK_SECRET
   bool allow_private_webhooks = false;      // --allow-private-webhooks
@@ -36,9 +38,9 @@ struct ServeConfig {
   std::string access_log = "on";            // --access-log, RUNQ_ACCESS_LOG: on|off
   std::optional<std::string> public_url;    // --public-url, RUNQ_PUBLIC_URL
   int io_threads = 0;                       // --io-threads, RUNQ_IO_THREADS (0 = cores)
-  std::int64_t max_queued = 100000;         // --max-queued, RUNQ_MAX_QUEUED (429 beyond)
-  std::int64_t retention = 604800;          // --retention, RUNQ_RETENTION (s; 0 = forever)
-  int max_attempts = 3;                     // --max-attempts, RUNQ_MAX_ATTEMPTS (0 = no limit)
+  std::int64_t max_queued = jobs::defaults::kMaxQueued;  // --max-queued, RUNQ_MAX_QUEUED (429 beyond)
+  std::int64_t retention = jobs::defaults::kRetentionS;  // --retention, RUNQ_RETENTION (s; 0 = forever)
+  int max_attempts = jobs::defaults::kMaxAttempts;      // --max-attempts, RUNQ_MAX_ATTEMPTS (0 = no limit)
   std::size_t max_connections = 10000;      // --max-connections, RUNQ_MAX_CONNECTIONS (503 beyond)
   std::size_t max_header_bytes = 16384;     // --max-header-bytes, RUNQ_MAX_HEADER_BYTES (431 beyond)
   int header_timeout = 10;                  // --header-timeout, RUNQ_HEADER_TIMEOUT (s)

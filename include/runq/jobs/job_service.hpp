@@ -1,5 +1,6 @@
 #pragma once
 #include "runq/jobs/agent.hpp"
+#include "runq/jobs/defaults.hpp"
 #include "runq/jobs/event_log.hpp"
 #include "runq/jobs/job.hpp"
 #include "runq/jobs/store.hpp"
@@ -14,25 +15,25 @@
 namespace runq::jobs {
 
 struct ServiceOptions {
-  int max_concurrent = 10;        // worker threads = jobs running at once
-  int default_timeout_s = 3600;   // running-time limit when a submit gives none
-  int max_timeout_s = 86400;      // largest timeout a submit may ask for
+  int max_concurrent = defaults::kMaxConcurrent;  // worker threads = jobs running at once
+  int default_timeout_s = defaults::kTimeoutS;    // running-time limit when a submit gives none
+  int max_timeout_s = defaults::kMaxTimeoutS;     // largest timeout a submit may ask for
   int retry_after_queued_s = 2;   // `retry_after` while queued
   int retry_after_running_s = 5;  // `retry_after` while running
   int max_batch = 512;            // most submits committed in one transaction
-  int max_retries_cap = 10;       // a job's max_retries is cut to this
+  int max_retries_cap = defaults::kMaxRetries;  // a job's max_retries is cut to this
   std::chrono::milliseconds retry_base_delay{1000};  // backoff of the first retry
   std::chrono::milliseconds retry_max_delay{300'000};
   // Backpressure: most jobs waiting in the queue (running ones don't count); a submit
   // beyond it is refused (queue_full) and nothing is stored. <= 0: no limit.
-  std::int64_t max_queued = 100'000;
+  std::int64_t max_queued = defaults::kMaxQueued;
   // Retention: finished jobs are deleted this long after they completed. 0: kept forever.
-  std::int64_t retention_s = 7 * 24 * 3600;
+  std::int64_t retention_s = defaults::kRetentionS;
   int retention_batch = 500;                          // rows deleted per transaction
   std::chrono::milliseconds retention_pause{20};      // between two full batches
   // Crash recovery: a job found `running` at start that has already started this many
   // times fails instead of running again. 0: never give up.
-  int max_attempts = 3;
+  int max_attempts = defaults::kMaxAttempts;
   // First pause before a worker tries again to store a job's end the store refused
   // (doubling up to 5 s, until it is stored or the server stops). Tests shorten it.
   std::chrono::milliseconds end_retry_first{200};

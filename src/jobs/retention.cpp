@@ -1,0 +1,61 @@
+// JobService's retention: finished jobs are deleted --retention after they completed, in
+// short batches with a pause between, by a sweep thread.
+#include "service_state.hpp"
+
+#include "runq/util/time.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+namespace runq::jobs {
+
+namespace {
+// How often the retention sweep looks: retention/10, within [100 ms, 60 s].
+std::chrono::milliseconds sweep_interval(std::int64_t retention_s) {
+  return std::chrono::milliseconds(
+      std::clamp<std::int64_t>(retention_s * 100, 100, 60'000));
+}
+}  // namespace
+
+std::int64_t JobService::sweep_expired() {
+  if (options_.retention_s <= 0) return 0;
+  const std::int64_t cutoff = util::now_us() - options_.retention_s * 1'000'000;
+  const int batch = std::max(1, options_.retention_batch);
+  std::int64_t total = 0;
+  for (;;) {
+    int n = store_.delete_finished_before(cutoff, batch);
+    if (n > 0) state_->removals.fetch_add(1);
+    total += n;
+    if (n < batch) break;
+    // More to do: let submits and claims have the write lock for a moment.
+    std::unique_lock lock(state_->sweep_mu);
+    if (state_->sweep_cv.wait_for(lock, options_.retention_pause,
+                                  [&] { return state_->sweep_stopping; }))
+      break;
+  }
+  return total;
+}
+
+void JobService::sweep_loop() {
+  const auto interval = sweep_interval(options_.retention_s);
+  for (;;) {
+    {
+      std::unique_lock lock(state_->sweep_mu);
+      if (state_->sweep_cv.wait_for(lock, interval, [&] { return state_->sweep_stopping; }))
+        return;
+    }
+    try {
+      if (std::int64_t n = sweep_expired(); n > 0)
+        spdlog::info("retention: deleted {} job(s) finished more than {} s ago", n,
+                     options_.retention_s);
+    } catch (const jobs::StoreUnavailable& e) {
+      // Logged by the store when the fault began; the next pass tries again.
+      spdlog::debug("retention sweep: {}", e.what());
+    } catch (const std::exception& e) {
+      spdlog::error("retention sweep failed: {}", e.what());
+    }
+  }
+}
+
+}  // namespace runq::jobs

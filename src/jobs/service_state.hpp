@@ -1,0 +1,54 @@
+#pragma once
+// Private to jobs/: what a JobService holds. Its methods are defined by theme:
+// job_service.cpp (start, stop, reads, cancel), submit_commit.cpp (the group commit of
+// submits), retention.cpp (the sweep of finished jobs).
+#include "live_jobs.hpp"
+#include "scheduler.hpp"
+#include "transitions.hpp"
+#include "runq/jobs/drain_rate.hpp"
+#include "runq/jobs/job_service.hpp"
+#include "runq/jobs/timer_queue.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+namespace runq::jobs {
+
+struct JobService::State {
+  State(jobs::Store& store, jobs::Agent& agent, const ServiceOptions& o);
+
+  // Backpressure bookkeeping (declared before the scheduler, which updates them).
+  std::atomic<std::int64_t> queued{0};
+  DrainRate drain;
+
+  Transitions transitions;  // every status change of a job goes through it
+  TimerQueue timers;
+  LiveJobs live;
+  Scheduler scheduler;
+
+  std::atomic<std::uint64_t> removals{0};  // see removals()
+
+  // Retention sweep.
+  std::mutex sweep_mu;
+  std::condition_variable sweep_cv;
+  bool sweep_stopping = false;
+  std::thread sweeper;
+
+  // Submits waiting for the committer (group commit).
+  struct Pending {
+    Job job;
+    std::function<void(SubmitOutcome)> done;
+  };
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Pending> pending;
+  bool stopping = false;
+  bool started = false;
+  std::thread committer;
+};
+
+}  // namespace runq::jobs
