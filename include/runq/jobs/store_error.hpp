@@ -10,7 +10,8 @@
 
 namespace runq::jobs {
 
-enum class FaultReason { disk_full, read_only, io_error, cannot_open };
+// unreachable: a database server (PostgreSQL) cannot be reached.
+enum class FaultReason { disk_full, read_only, io_error, cannot_open, unreachable };
 
 // "disk full", "read-only database or file system", "I/O error", "cannot open the
 // database file" — the words in the client's `detail`. (Inline: jobs/ and api/ use them
@@ -21,12 +22,15 @@ inline std::string_view describe(FaultReason reason) {
     case FaultReason::read_only: return "read-only database or file system";
     case FaultReason::io_error: return "I/O error";
     case FaultReason::cannot_open: return "cannot open the database file";
+    case FaultReason::unreachable: return "database unreachable";
   }
   return "storage fault";
 }
 
 // What a client is told: "Job store is not writable (disk full); retry later".
+// For an unreachable database server: "Store unavailable" (the contract's words).
 inline std::string unavailable_detail(FaultReason reason) {
+  if (reason == FaultReason::unreachable) return "Store unavailable";
   std::string d = "Job store is not writable (";
   d += describe(reason);
   d += "); retry later";
