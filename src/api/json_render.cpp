@@ -175,8 +175,13 @@ Json executor_stats_json(const jobs::HealthStats& h) {
 
 Json health_json(const jobs::HealthStats& h) {
   Json j = Json::object();
-  j["status"] = h.store_fault ? "degraded" : "healthy";
+  // A database server that cannot be reached serves nothing: unhealthy. A local file
+  // that cannot be written still serves reads: degraded.
+  j["status"] = !h.store_fault                                           ? "healthy"
+                : h.store_fault->reason == jobs::FaultReason::unreachable ? "unhealthy"
+                                                                          : "degraded";
   j["store"] = h.store_kind.empty() ? std::string("sqlite") : h.store_kind;
+  if (!h.node_name.empty()) j["node"] = h.node_name;
   j["executor_stats"] = executor_stats_json(h);
   if (h.store_fault) {
     // Only while degraded, so a healthy answer keeps exactly its documented fields.

@@ -9,7 +9,10 @@
 namespace runq::api {
 
 std::optional<http::Response> Router::health(Call& /*call*/) {
-  return json_response(200, health_json(service_.health()));
+  const jobs::HealthStats h = service_.health();
+  const bool unreachable =
+      h.store_fault && h.store_fault->reason == jobs::FaultReason::unreachable;
+  return json_response(unreachable ? 503 : 200, health_json(h));
 }
 
 // All of the server's numbers (not per key): an operator's view, behind a key like

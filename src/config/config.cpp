@@ -67,8 +67,21 @@ std::optional<int> parse_serve(const std::vector<std::string>& args, ServeConfig
   app.add_option("--port", out.port, "Port to bind (0 picks a free one)")
       ->envname("RUNQ_PORT")
       ->check(CLI::Range(0, 65535));
-  app.add_option("--db", out.db, "SQLite database file (:memory: keeps nothing)")
+  app.add_option("--db", out.db,
+                 "SQLite database file (:memory: keeps nothing), or a PostgreSQL URI "
+                 "(postgresql://user:pass@host:5432/db) shared by several runq nodes")
       ->envname("PRAISONAI_JOBS_DB_PATH");
+  app.add_option("--db-pool", out.db_pool, "With PostgreSQL: connections this node keeps open")
+      ->envname("RUNQ_DB_POOL")
+      ->check(CLI::Range(1, 256));
+  app.add_option("--node-name", out.node_name,
+                 "This node's name in /health and on the jobs it runs (default hostname:pid)")
+      ->envname("RUNQ_NODE_NAME");
+  app.add_option("--lease-seconds", out.lease_seconds,
+                 "With PostgreSQL: how long a node's claim on its running jobs outlives "
+                 "its last renewal")
+      ->envname("RUNQ_LEASE_SECONDS")
+      ->check(CLI::Range(1, 86400));
   app.add_option("--max-concurrent", out.max_concurrent, "Jobs running at once")
       ->envname("PRAISONAI_MAX_CONCURRENT_JOBS")
       ->check(CLI::Range(1, 1024));

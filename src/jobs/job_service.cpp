@@ -198,6 +198,7 @@ HealthStats JobService::health() {
     h.shutdown = state_->stopping;
   }
   h.store_kind = store_.kind();
+  h.node_name = options_.node_name;
   h.store_fault = store_.write_fault();
   return h;
 }

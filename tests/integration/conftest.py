@@ -1,10 +1,21 @@
-"""Fixtures that start the real runq binary on a free port and talk HTTP to it."""
+"""Fixtures that start the real runq binary on a free port and talk HTTP to it.
+
+The suite runs against either store: RUNQ_TEST_STORE=sqlite (the default) or
+postgresql. With PostgreSQL, each SQLite file path a test names (`db=...`, or the
+fixture's own) stands for a fresh database of its own on one throwaway server that the
+run starts (scripts/pg-test-server.sh; or RUNQ_TEST_PG_URI, a server already running):
+a restart on the same path finds the same database. Tests about SQLite's own file are
+marked `sqlite_only` and are deselected (and counted as such) on PostgreSQL."""
+import hashlib
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -15,6 +26,98 @@ LISTEN_RE = re.compile(r"listening on (http://[^\s]+)")
 # What a sanitizer build of runq (scripts/test-sanitized.sh) prints when it finds a bug.
 SANITIZER_RE = re.compile(r"ERROR: (Address|Leak|Memory)Sanitizer|WARNING: ThreadSanitizer|"
                           r"runtime error: |SUMMARY: \w+Sanitizer")
+
+
+STORE = os.environ.get("RUNQ_TEST_STORE", "sqlite")
+assert STORE in ("sqlite", "postgresql"), f"RUNQ_TEST_STORE={STORE!r}: sqlite or postgresql"
+PG_SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "pg-test-server.sh")
+
+
+class Postgres:
+    """The run's PostgreSQL server, started on first use; a fresh database per path."""
+
+    def __init__(self):
+        self.dir = None     # the throwaway server's directory (None: RUNQ_TEST_PG_URI's)
+        self.uri = None     # the server's URI (its `postgres` database)
+        self.conn = None
+        self.databases = {}  # SQLite path -> URI of its database
+
+    def server_uri(self):
+        if self.uri is None:
+            self.uri = os.environ.get("RUNQ_TEST_PG_URI")
+            if not self.uri:
+                self.dir = tempfile.mkdtemp(prefix="runq-pg-")
+                out = subprocess.run(["bash", PG_SCRIPT, "start", self.dir], check=True,
+                                     capture_output=True, text=True)
+                self.uri = out.stdout.strip()
+        return self.uri
+
+    def connection(self):
+        if self.conn is None:
+            import psycopg2  # Debian's python3-psycopg2; only the PostgreSQL run needs it
+            self.conn = psycopg2.connect(self.server_uri())
+            self.conn.autocommit = True
+        return self.conn
+
+    def execute(self, sql, params=None):
+        with self.connection().cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall() if cur.description else None
+
+    def database_for(self, path):
+        """The URI of the database that stands for SQLite file `path` (created once)."""
+        if path not in self.databases:
+            name = "runq_" + hashlib.sha1(path.encode()).hexdigest()[:20]
+            # FILE_COPY: a small database copied at once (fsync is off) beats WAL_LOG.
+            self.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            self.execute(f"CREATE DATABASE {name} STRATEGY FILE_COPY")
+            parts = urlsplit(self.server_uri())
+            self.databases[path] = urlunsplit(parts._replace(path="/" + name))
+        return self.databases[path]
+
+    def drop(self, path):
+        uri = self.databases.pop(path, None)
+        if uri:
+            self.execute(f"DROP DATABASE IF EXISTS {urlsplit(uri).path[1:]} WITH (FORCE)")
+
+    def stop(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+        if self.dir:
+            subprocess.run(["bash", PG_SCRIPT, "stop", self.dir, "immediate"], check=False,
+                           capture_output=True)
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
+
+
+POSTGRES = Postgres()
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "sqlite_only: about SQLite's own file (deselected on PostgreSQL)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if STORE != "postgresql":
+        return
+    keep = [i for i in items if i.get_closest_marker("sqlite_only") is None]
+    dropped = [i for i in items if i.get_closest_marker("sqlite_only") is not None]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
+def pytest_unconfigure(config):
+    POSTGRES.stop()
+
+
+def db_arg(db_path):
+    """What runq's --db is for this SQLite path in this run (the path, or a database)."""
+    if STORE == "postgresql" and not db_path.startswith(("postgresql://", "postgres://")):
+        return POSTGRES.database_for(db_path)
+    return db_path
 
 
 class RunqServer:
@@ -30,7 +133,7 @@ class RunqServer:
         self.pump = None
 
     def start(self, timeout=15):
-        cmd = [RUNQ_BIN, "serve", "--port", "0", "--db", self.db_path] + self.args
+        cmd = [RUNQ_BIN, "serve", "--port", "0", "--db", db_arg(self.db_path)] + self.args
         env = dict(os.environ)
         # Servers are stopped at teardown with jobs still running; draining them would
         # only slow the suite. Tests of the drain pass --drain-timeout themselves.
@@ -120,6 +223,9 @@ def make_server(tmp_path):
             s.terminate(10)
         except Exception:
             s.kill()
+    if STORE == "postgresql":
+        for path in {s.db_path for s in servers}:
+            POSTGRES.drop(path)
     # Under ASan/UBSan/TSan a report fails the test even if every answer was right.
     reports = [(s, s.sanitizer_reports()) for s in servers]
     for s, lines in reports:
@@ -356,6 +462,8 @@ def shared_server(tmp_path_factory):
         s.terminate(10)
     except Exception:
         s.kill()
+    if STORE == "postgresql":
+        POSTGRES.drop(s.db_path)
 
 
 @pytest.fixture

@@ -100,3 +100,27 @@ TEST(Cors, OriginsValidated) {
   ServeConfig scheme;
   EXPECT_TRUE(parse({"--cors-origin", "app.example.com"}, scheme));
 }
+
+TEST(ClusterFlags, DefaultsAndLimits) {
+  ServeConfig cfg;
+  ::unsetenv("RUNQ_DB_POOL");
+  ::unsetenv("RUNQ_NODE_NAME");
+  ::unsetenv("RUNQ_LEASE_SECONDS");
+  ASSERT_FALSE(parse({}, cfg));
+  EXPECT_EQ(cfg.db_pool, 8);
+  EXPECT_EQ(cfg.node_name, "");
+  EXPECT_EQ(cfg.lease_seconds, 30);
+  ServeConfig set;
+  ASSERT_FALSE(parse({"--db", "postgresql://u@h/db", "--db-pool", "3", "--node-name", "n1",
+                      "--lease-seconds", "5"},
+                     set));
+  EXPECT_EQ(set.db, "postgresql://u@h/db");
+  EXPECT_EQ(set.db_pool, 3);
+  EXPECT_EQ(set.node_name, "n1");
+  EXPECT_EQ(set.lease_seconds, 5);
+  for (auto bad : {std::vector<std::string>{"--db-pool", "0"},
+                   std::vector<std::string>{"--lease-seconds", "0"}}) {
+    ServeConfig c;
+    EXPECT_TRUE(parse(bad, c)) << bad[0];
+  }
+}

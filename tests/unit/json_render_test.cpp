@@ -295,6 +295,23 @@ TEST(JsonRender, HealthDegradedWhileTheStoreCannotBeWritten) {
             R"("store_error_since":"2025-11-30T00:00:00.000000Z"})");
 }
 
+TEST(JsonRender, HealthOfANodeWhoseDatabaseIsUnreachable) {
+  jobs::HealthStats h;
+  h.max_concurrent = 4;
+  h.default_timeout = 3600;
+  h.store_kind = "postgresql";
+  h.node_name = "n1";
+  EXPECT_EQ(api::dump(api::health_json(h)),
+            R"({"status":"healthy","store":"postgresql","node":"n1","executor_stats":{)"
+            R"("running_jobs":0,"queued_jobs":0,"max_concurrent":4,"default_timeout":3600,)"
+            R"("shutdown":false}})");
+  h.store_fault = jobs::StoreFault{jobs::FaultReason::unreachable, "connection refused",
+                                    1'764'460'800'000'000};
+  const auto j = api::health_json(h);
+  EXPECT_EQ(j["status"], "unhealthy");
+  EXPECT_EQ(j["store_error"], "Job store is not writable (database unreachable): connection refused");
+}
+
 TEST(JsonRender, ErrorBodies) {
   EXPECT_EQ(api::error_body("Job not found: run_x"), R"({"detail":"Job not found: run_x"})");
   // invalid UTF-8 never throws

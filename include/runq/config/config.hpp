@@ -14,7 +14,11 @@ namespace runq::config {
 struct ServeConfig {
   std::string host = "127.0.0.1";           // --host, RUNQ_HOST
   int port = 8005;                          // --port, RUNQ_PORT (0 = any free port)
-  std::string db = "runq.db";               // --db, PRAISONAI_JOBS_DB_PATH (":memory:")
+  std::string db = "runq.db";               // --db, PRAISONAI_JOBS_DB_PATH (":memory:",
+                                            // or a postgresql:// URI)
+  int db_pool = 8;                          // --db-pool, RUNQ_DB_POOL (PostgreSQL connections)
+  std::string node_name;                    // --node-name, RUNQ_NODE_NAME ("" = hostname:pid)
+  int lease_seconds = 30;                   // --lease-seconds, RUNQ_LEASE_SECONDS (PostgreSQL)
   int max_concurrent = jobs::defaults::kMaxConcurrent;  // --max-concurrent, PRAISONAI_MAX_CONCURRENT_JOBS
   int default_timeout = jobs::defaults::kTimeoutS;      // --default-timeout, PRAISONAI_JOB_TIMEOUT
   int max_timeout = jobs::defaults::kMaxTimeoutS;       // --max-timeout, RUNQ_MAX_TIMEOUT

@@ -39,6 +39,8 @@ struct ServiceOptions {
   std::chrono::milliseconds end_retry_first{200};
   // Called after a job's terminal state is stored (e.g. to deliver its webhook soon).
   std::function<void(const std::string& job_id)> on_job_end;
+  // This node's name in /health when several nodes share the store; "" for one node.
+  std::string node_name;
 };
 
 struct SubmitOutcome {
@@ -71,6 +73,7 @@ struct HealthStats {
   int default_timeout = 0;
   bool shutdown = false;
   std::string store_kind;
+  std::string node_name;  // this node's name (a PostgreSQL cluster); "" for SQLite
   // Set while the store cannot be written (disk full, read-only): /health is degraded.
   std::optional<jobs::StoreFault> store_fault;
 };

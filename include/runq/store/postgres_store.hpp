@@ -1,6 +1,7 @@
 #pragma once
 #include "runq/jobs/store.hpp"
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -21,6 +22,30 @@ struct PostgresOptions {
 // file path.
 inline bool is_postgres_uri(std::string_view db) {
   return db.starts_with("postgresql://") || db.starts_with("postgres://");
+}
+
+// The URI with its password (user:PASSWORD@ or ?password=/&password=) replaced by
+// "***": what a log line may show.
+inline std::string redact_password(std::string_view uri) {
+  std::string out(uri);
+  const std::size_t scheme = out.find("://");
+  if (scheme != std::string::npos) {
+    const std::size_t start = scheme + 3;
+    const std::size_t end = std::min(out.find_first_of("/?", start), out.size());
+    const std::size_t at = out.rfind('@', end - 1);
+    if (at != std::string::npos && at >= start) {
+      const std::size_t colon = out.find(':', start);
+      if (colon < at) out.replace(colon + 1, at - colon - 1, "***");
+    }
+  }
+  for (std::size_t p = out.find("password="); p != std::string::npos;
+       p = out.find("password=", p + 1)) {
+    if (p == 0 || (out[p - 1] != '?' && out[p - 1] != '&')) continue;
+    const std::size_t value = p + 9;
+    const std::size_t stop = std::min(out.find('&', value), out.size());
+    out.replace(value, stop - value, "***");
+  }
+  return out;
 }
 
 // Connects to PostgreSQL and creates or migrates the schema (under an advisory lock, so

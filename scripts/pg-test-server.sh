@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL 15 server for the tests (Debian's postgresql-15; no systemd).
+#   scripts/pg-test-server.sh start DIR   # initdb in DIR, start on a free 127.0.0.1 port;
+#                                         # prints the URI and writes it to DIR/uri
+#   scripts/pg-test-server.sh stop DIR [MODE]   # MODE: fast (default) or immediate (a crash)
+#   scripts/pg-test-server.sh restart DIR       # start again on the same port and data
+# fsync=off: a test server need not survive a power cut (a crash of postgres itself
+# loses nothing). As root, the server runs as the `postgres` user.
+set -euo pipefail
+BIN=/usr/lib/postgresql/15/bin
+cmd="${1:?start|stop|restart}"
+dir="${2:?state directory}"
+as_pg() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+free_port() {
+  /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+pg_start() {
+  local port; port="$(cat "$dir/port")"
+  as_pg "$BIN/pg_ctl" -D "$dir/data" -w -t 60 -l "$dir/log" \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c max_connections=300" \
+    start >/dev/null
+}
+case "$cmd" in
+  start)
+    mkdir -p "$dir"
+    [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
+    as_pg "$BIN/initdb" -D "$dir/data" -U postgres -A trust --no-sync >"$dir/initdb.log" 2>&1 ||
+      { cat "$dir/initdb.log" >&2; exit 1; }
+    free_port >"$dir/port"
+    pg_start || { cat "$dir/log" >&2; exit 1; }
+    echo "postgresql://postgres@127.0.0.1:$(cat "$dir/port")/postgres" | tee "$dir/uri"
+    ;;
+  restart)
+    pg_start || { cat "$dir/log" >&2; exit 1; }
+    ;;
+  stop)
+    as_pg "$BIN/pg_ctl" -D "$dir/data" -w -m "${3:-fast}" stop >/dev/null
+    ;;
+  *) echo "unknown command '$cmd'" >&2; exit 2 ;;
+esac
