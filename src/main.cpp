@@ -8,6 +8,7 @@
 #include "runq/http/server.hpp"
 #include "runq/jobs/job_service.hpp"
 #include "runq/metrics/runq_metrics.hpp"
+#include "runq/store/postgres_store.hpp"
 #include "runq/store/sqlite_store.hpp"
 #include "runq/util/log.hpp"
 #include "runq/webhooks/dispatcher.hpp"
@@ -21,11 +22,19 @@
 #include <iostream>
 #include <pthread.h>
 #include <thread>
+#include <unistd.h>
 
 namespace {
 
 // Exit status after a second stop signal (128 + SIGINT, as shells report an interrupt).
 constexpr int kExitInterrupted = 130;
+
+// --node-name's default: hostname:pid (unique on a machine at any one time).
+std::string default_node_name() {
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) std::strcpy(host, "runq");
+  return std::string(host) + ":" + std::to_string(getpid());
+}
 
 int serve(const runq::config::ServeConfig& cfg) {
   runq::util::log::setup(
@@ -80,13 +89,20 @@ int serve(const runq::config::ServeConfig& cfg) {
       spdlog::info("API keys required ({} configured)", api_keys->size());
   }
 
+  const bool postgres = runq::store::is_postgres_uri(cfg.db);
+  const std::string node_name = cfg.node_name.empty() ? default_node_name() : cfg.node_name;
+  // What the log may say of --db: a URI's password never appears.
+  const std::string db_shown = postgres ? runq::store::redact_password(cfg.db) : cfg.db;
   std::unique_ptr<runq::jobs::Store> store;
   try {
     using runq::store::StartupCheck;
     const StartupCheck check = cfg.check_db == "off"           ? StartupCheck::off
                                : cfg.check_db == "after-crash" ? StartupCheck::after_crash
                                                                : StartupCheck::full;
-    store = runq::store::open_sqlite_store(cfg.db, check);
+    if (postgres)
+      store = runq::store::open_postgres_store({cfg.db, cfg.db_pool, node_name});
+    else
+      store = runq::store::open_sqlite_store(cfg.db, check);
   } catch (const runq::store::DamagedDatabase& e) {
     spdlog::critical("{}", e.what());
     std::cerr << "runq: " << e.what() << "\n";  // also when logging is turned off
@@ -121,6 +137,7 @@ int serve(const runq::config::ServeConfig& cfg) {
   service_options.retention_s = cfg.retention;
   service_options.max_attempts = cfg.max_attempts;
   service_options.on_job_end = [&webhooks](const std::string&) { webhooks.notify(); };
+  if (postgres) service_options.node_name = node_name;
   runq::jobs::JobService service(*store, *agent, service_options);
 
   runq::api::ApiOptions api_options;
@@ -167,7 +184,7 @@ int serve(const runq::config::ServeConfig& cfg) {
   }
   spdlog::info("runq {} listening on http://{}:{} (store {}: {}, agent {}, {} workers)",
                RUNQ_VERSION, cfg.host.find(':') != std::string::npos ? "[" + cfg.host + "]" : cfg.host,
-               port, store->kind(), cfg.db, agent->id(), cfg.max_concurrent);
+               port, store->kind(), db_shown, agent->id(), cfg.max_concurrent);
 
   // First SIGTERM/SIGINT: graceful stop. Submits get 503, the listener closes, in-flight
   // requests finish and SSE streams end (server.stop), running jobs get --drain-timeout.
