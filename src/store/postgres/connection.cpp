@@ -113,7 +113,11 @@ void Connection::ensure_open() {
     // typically that it is shutting down or has closed the connection: learn it now, not
     // from a failed write.
     pollfd p{PQsocket(conn_), POLLIN, 0};
-    if (::poll(&p, 1, 0) > 0) PQconsumeInput(conn_);  // at EOF the connection turns bad
+    if (::poll(&p, 1, 0) > 0) {
+      // Reads what arrived (at EOF the connection turns bad) and parses it (a FATAL
+      // message reaches on_notice).
+      if (PQconsumeInput(conn_) == 1) PQisBusy(conn_);
+    }
     if (ok() && !closed_by_server_) return;
   }
   closed_by_server_ = false;
