@@ -1,0 +1,48 @@
+// Opening a PostgreSQL store: the pool's connections and the schema.
+#include "schema.hpp"
+#include "store_impl.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace runq::store {
+
+namespace postgres {
+
+PostgresStore::PostgresStore(const PostgresOptions& options)
+    : settings_(conn_settings(options.uri, options.node_name)), node_name_(options.node_name) {
+  const int size = std::max(options.pool_size, 1);
+  for (int i = 0; i < size; ++i) {
+    std::unique_ptr<Connection> c;
+    try {
+      c = std::make_unique<Connection>(settings_);
+    } catch (const std::exception& e) {  // connected, but its session could not be set up
+      throw std::runtime_error("cannot use PostgreSQL at " + settings_.where + ": " +
+                               e.what());
+    }
+    if (!c->ok())
+      throw std::runtime_error("cannot connect to PostgreSQL at " + settings_.where + ": " +
+                               c->error());
+    if (i == 0) {
+      try {
+        migrate(*c);
+      } catch (const std::exception& e) {
+        throw std::runtime_error("cannot use PostgreSQL database at " + settings_.where +
+                                 ": " + e.what());
+      }
+    }
+    pool_.add(std::move(c));
+  }
+  spdlog::info("postgresql store at {}: {} connections, node '{}'", settings_.where, size,
+               node_name_);
+}
+
+}  // namespace postgres
+
+std::unique_ptr<jobs::Store> open_postgres_store(const PostgresOptions& options) {
+  return std::make_unique<postgres::PostgresStore>(options);
+}
+
+}  // namespace runq::store

@@ -1,0 +1,100 @@
+#pragma once
+// Private to the PostgreSQL store: the Store implementation. Its methods are defined by
+// theme: open.cpp (connecting, the schema), job_queries.cpp (jobs), webhook_queries.cpp
+// (webhooks), write_path.cpp (faults, the probe).
+//
+// Connections: a pool of PostgresOptions::pool_size connections; each call takes a free
+// one (waiting if there is none) for its whole duration, so a transaction stays on one
+// connection. Statements run in autocommit unless a method needs several in one
+// transaction (insert, requeue_running). Every connection keeps its prepared
+// statements, so the hot paths (get_status, claim_next, finish, insert) only bind and
+// execute.
+#include "conninfo.hpp"
+#include "pool.hpp"
+#include "port_names.hpp"
+#include "runq/store/postgres_store.hpp"
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+namespace runq::store::postgres {
+
+class PostgresStore final : public Store {
+ public:
+  explicit PostgresStore(const PostgresOptions& options);
+
+  std::string kind() const override { return "postgresql"; }
+  std::vector<InsertResult> insert(const std::vector<Job>& batch,
+                                   std::int64_t max_new) override;
+  std::optional<Job> get(const std::string& id) override;
+  std::optional<Job> get_status(const std::string& id) override;
+  std::optional<Job> claim_next(std::int64_t now_us) override;
+  bool finish(const Job& job) override;
+  bool cancel_queued(const std::string& id, std::int64_t now_us,
+                     const std::optional<std::string>& reason,
+                     const std::string& events_json) override;
+  RemoveOutcome remove(const std::string& id) override;
+  ListPage list(const ListQuery& q) override;
+  StatusCounts count_by_status(const std::optional<std::string>& owner) override;
+  RequeueCounts requeue_running(int max_attempts) override;
+  int delete_finished_before(std::int64_t completed_before_us, int limit) override;
+  bool requeue_for_retry(const std::string& id, std::int64_t not_before_us) override;
+  std::vector<WebhookDelivery> due_webhooks(std::int64_t now_us, int limit) override;
+  void webhook_attempted(const std::string& id, bool delivered,
+                         std::optional<std::int64_t> next_at_us) override;
+  std::optional<std::int64_t> next_webhook_at() override;
+  std::optional<StoreFault> write_fault() const override;
+  void probe_write() override;
+
+  // Claims up to n queued jobs at once (claim order), as claim_next does one.
+  std::vector<Job> claim_many(std::int64_t now_us, int n);
+  const std::string& node_name() const { return node_name_; }
+
+ private:
+  // Runs `f(Connection&)` on a pooled connection. A fault (the server unreachable, or
+  // unable to write) is recorded as write_fault and rethrown; a write that succeeds
+  // clears it (it reached the server and committed).
+  template <class F>
+  std::invoke_result_t<F&, Connection&> write(F&& f) {
+    return call(/*is_write=*/true, f);
+  }
+  template <class F>
+  std::invoke_result_t<F&, Connection&> read(F&& f) {
+    return call(/*is_write=*/false, f);
+  }
+  template <class F>
+  std::invoke_result_t<F&, Connection&> call(bool is_write, F& f) {
+    Pool::Lease c = pool_.take();
+    try {
+      c->ensure_open();
+      if constexpr (std::is_void_v<std::invoke_result_t<F&, Connection&>>) {
+        f(*c);
+        if (is_write) clear_fault();
+      } else {
+        auto result = f(*c);
+        if (is_write) clear_fault();
+        return result;
+      }
+    } catch (const StoreUnavailable& e) {
+      note_fault(e);
+      throw;
+    }
+  }
+
+  void note_fault(const StoreUnavailable& e);
+  void clear_fault();
+
+  ConnSettings settings_;  // before pool_: the connections refer to it
+  std::string node_name_;
+  Pool pool_;
+  mutable std::mutex fault_mu_;
+  std::optional<StoreFault> fault_;  // guarded by fault_mu_
+  std::atomic<bool> faulted_{false};  // fault_ is set: a successful write need not lock
+};
+
+}  // namespace runq::store::postgres

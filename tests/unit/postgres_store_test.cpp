@@ -1,0 +1,1156 @@
+// Tests of the PostgreSQL job store against a real server: RUNQ_TEST_PG_URI names it
+// (postgresql://postgres@127.0.0.1:PORT/postgres); every test makes a fresh database of
+// its own and drops it afterwards. Without the variable every test fails: a silent skip
+// would hide that the store went untested.
+#include "runq/store/postgres_store.hpp"
+
+#include <gtest/gtest.h>
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <atomic>
+#include <barrier>
+#include <chrono>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace runq::jobs;   // the Store port
+using namespace runq::store;  // the PostgreSQL implementation
+
+namespace {
+
+const char* server_uri() { return std::getenv("RUNQ_TEST_PG_URI"); }
+constexpr const char* kNoServer =
+    "RUNQ_TEST_PG_URI is not set: these tests need a PostgreSQL server, e.g. "
+    "RUNQ_TEST_PG_URI=postgresql://postgres@127.0.0.1:55432/postgres";
+
+// `uri` with its database replaced by `db`.
+std::string with_database(const std::string& uri, const std::string& db) {
+  const auto authority = uri.find("://") + 3;
+  const auto query = uri.find('?', authority);
+  const auto path = uri.find('/', authority);
+  const std::string tail = query == std::string::npos ? "" : uri.substr(query);
+  const auto end_of_authority = std::min(path, query);
+  return uri.substr(0, end_of_authority) + "/" + db + tail;
+}
+
+// Runs `sql` on a connection of its own; the first column of every row, joined by '\n'.
+std::string raw_query(const std::string& uri, const std::string& sql) {
+  PGconn* c = PQconnectdb(uri.c_str());
+  if (PQstatus(c) != CONNECTION_OK) {
+    std::string msg = PQerrorMessage(c);
+    PQfinish(c);
+    throw std::runtime_error("test connection failed: " + msg);
+  }
+  PGresult* r = PQexec(c, sql.c_str());
+  const auto status = PQresultStatus(r);
+  std::string out;
+  if (status == PGRES_TUPLES_OK) {
+    for (int i = 0; i < PQntuples(r); ++i) {
+      if (i) out += '\n';
+      out += PQgetisnull(r, i, 0) ? "NULL" : PQgetvalue(r, i, 0);
+    }
+  }
+  std::string err = PQresultErrorMessage(r);
+  PQclear(r);
+  PQfinish(c);
+  if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK)
+    throw std::runtime_error("test query failed: " + sql + ": " + err);
+  return out;
+}
+
+// A fresh database on the test server, dropped (with whatever is still connected) at the end.
+struct FreshDatabase {
+  std::string admin, name, uri;
+  FreshDatabase() {
+    if (!server_uri()) throw std::runtime_error(kNoServer);
+    admin = server_uri();
+    std::random_device rd;
+    name = "runq_t_" + std::to_string(rd()) + std::to_string(rd() % 1000);
+    raw_query(admin, "CREATE DATABASE " + name);
+    uri = with_database(admin, name);
+  }
+  ~FreshDatabase() {
+    try {
+      raw_query(admin, "DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << e.what();
+    }
+  }
+  std::string query(const std::string& sql) const { return raw_query(uri, sql); }
+  std::unique_ptr<Store> open(const std::string& node = "node-a", int pool = 4) const {
+    return open_postgres_store(PostgresOptions{uri, pool, node});
+  }
+};
+
+Job make_job(const std::string& id, int priority = 0, std::int64_t created = 1000) {
+  Job j;
+  j.id = id;
+  j.prompt = "prompt of " + id;
+  j.priority = priority;
+  j.created_at_us = created;
+  j.timeout_s = 60;
+  j.request_hash = "hash-" + id;
+  return j;
+}
+
+Job with_key(Job j, const std::string& key, const std::string& hash) {
+  j.idempotency_key = key;
+  j.request_hash = hash;
+  return j;
+}
+
+Job finished(Job j, JobStatus s, std::int64_t at = 5000) {
+  j.status = s;
+  j.completed_at_us = at;
+  return j;
+}
+
+class PgStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_NE(server_uri(), nullptr) << kNoServer;
+    db = std::make_unique<FreshDatabase>();
+    store = db->open();
+  }
+  void TearDown() override {
+    store.reset();  // closes its connections before the database is dropped
+    db.reset();
+  }
+
+  InsertResult::Outcome insert_one_outcome(const Job& j) { return insert_one(j).outcome; }
+  InsertResult insert_one(const Job& j) {
+    auto r = store->insert({j});
+    EXPECT_EQ(r.size(), 1u);
+    return r.at(0);
+  }
+
+  std::unique_ptr<FreshDatabase> db;
+  std::unique_ptr<Store> store;
+};
+
+}  // namespace
+
+namespace {
+
+// ---- the SQLite store's conformance cases, on PostgreSQL ---------------------------
+
+TEST_F(PgStoreTest, KindIsPostgresql) { EXPECT_EQ(store->kind(), "postgresql"); }
+
+TEST_F(PgStoreTest, RoundTripsEveryField) {
+  Job j;
+  j.id = "run_0123456789ab";
+  j.status = JobStatus::queued;
+  j.progress = {42.5, std::string("step two"), 2, 5};
+  j.created_at_us = 1'764'000'000'123'456;
+  j.started_at_us = 1'764'000'001'000'000;
+  j.completed_at_us = 1'764'000'002'000'000;
+  j.agent_id = "agent-1";
+  j.run_id = "agent-run-9";
+  j.session_id = "sess-1";
+  j.error = "an error";
+  j.result = "a result \xE2\x9C\x93 with \0 nothing";  // UTF-8; C string ends at \0
+  j.attempts = 3;
+  j.prompt = std::string("multi\nline prompt with 'quotes' and \"dq\" and a \0 NUL", 52);
+  j.agent_file = "agents.yaml";
+  j.agent_yaml = "name: x\nsteps: []\n";
+  j.recipe_name = "recipe";
+  j.recipe_config = {{"a", 1}, {"nested", {{"b", {1, 2, 3}}, {"c", nullptr}}}};
+  j.config = {{"model", "gpt"}, {"temperature", 0.25}};
+  j.framework = "crewai";
+  j.webhook_url = "https://example.com/hook";
+  j.timeout_s = 3600;
+  j.priority = -7;
+  j.metadata = {{"k1", "v1"}, {"k2", "v2"}};
+  j.max_retries = 4;
+  j.owner = "owner-hash";
+  j.idempotency_key = "global:key-1";
+  j.request_hash = "abcdef";
+  j.events_json = R"([{"id":1,"event":"status","data":{"status":"running"}}])";
+
+  auto r = insert_one(j);
+  EXPECT_EQ(r.outcome, InsertResult::Outcome::inserted);
+  EXPECT_GT(r.job.seq, 0);
+  auto g = store->get(j.id);
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->id, j.id);
+  EXPECT_EQ(g->status, j.status);
+  EXPECT_DOUBLE_EQ(g->progress.percentage, 42.5);
+  EXPECT_EQ(g->progress.current_step, j.progress.current_step);
+  EXPECT_EQ(g->progress.steps_completed, 2);
+  EXPECT_EQ(g->progress.steps_total, 5);
+  EXPECT_EQ(g->created_at_us, j.created_at_us);
+  EXPECT_EQ(g->started_at_us, j.started_at_us);
+  EXPECT_EQ(g->completed_at_us, j.completed_at_us);
+  EXPECT_EQ(g->agent_id, j.agent_id);
+  EXPECT_EQ(g->run_id, j.run_id);
+  EXPECT_EQ(g->session_id, j.session_id);
+  EXPECT_EQ(g->error, j.error);
+  EXPECT_EQ(g->result, j.result);
+  EXPECT_EQ(g->attempts, 3);
+  // PostgreSQL's text cannot hold a NUL: it is stored as U+FFFD.
+  EXPECT_EQ(g->prompt, std::string("multi\nline prompt with 'quotes' and \"dq\" and a "
+                                   "\xEF\xBF\xBD NUL"));
+  EXPECT_EQ(g->agent_file, j.agent_file);
+  EXPECT_EQ(g->agent_yaml, j.agent_yaml);
+  EXPECT_EQ(g->recipe_name, j.recipe_name);
+  EXPECT_EQ(g->recipe_config, j.recipe_config);
+  EXPECT_EQ(g->config, j.config);
+  EXPECT_EQ(g->framework, j.framework);
+  EXPECT_EQ(g->webhook_url, j.webhook_url);
+  EXPECT_EQ(g->timeout_s, 3600);
+  EXPECT_EQ(g->priority, -7);
+  EXPECT_EQ(g->metadata, j.metadata);
+  EXPECT_EQ(g->max_retries, 4);
+  EXPECT_EQ(g->owner, j.owner);
+  EXPECT_EQ(g->idempotency_key, j.idempotency_key);
+  EXPECT_EQ(g->request_hash, j.request_hash);
+  EXPECT_EQ(g->seq, r.job.seq);
+  EXPECT_EQ(g->events_json, j.events_json);
+
+  // get_status: the same minus the large fields.
+  auto s = store->get_status(j.id);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->id, j.id);
+  EXPECT_EQ(s->metadata, j.metadata);
+  EXPECT_EQ(s->progress.current_step, j.progress.current_step);
+  EXPECT_EQ(s->error, j.error);
+  EXPECT_EQ(s->attempts, 3);
+  EXPECT_EQ(s->seq, r.job.seq);
+  EXPECT_TRUE(s->prompt.empty());
+  EXPECT_FALSE(s->result);
+  EXPECT_FALSE(s->agent_yaml);
+  EXPECT_TRUE(s->events_json.empty());
+}
+
+TEST_F(PgStoreTest, RoundTripsOptionalNullsAndEmptyValues) {
+  Job j = make_job("run_nulls");
+  j.framework = std::nullopt;  // differs from the default "praisonai"
+  j.owner = "";
+  j.config = nlohmann::json::object();
+  j.metadata = nlohmann::json::object();
+  j.recipe_config = nlohmann::json::object();
+  insert_one(j);
+  for (auto g : {store->get(j.id), store->get_status(j.id)}) {
+    ASSERT_TRUE(g);
+    EXPECT_FALSE(g->progress.current_step);
+    EXPECT_FALSE(g->progress.steps_total);
+    EXPECT_FALSE(g->started_at_us);
+    EXPECT_FALSE(g->completed_at_us);
+    EXPECT_FALSE(g->agent_id);
+    EXPECT_FALSE(g->run_id);
+    EXPECT_FALSE(g->session_id);
+    EXPECT_FALSE(g->error);
+    EXPECT_FALSE(g->result);
+    EXPECT_FALSE(g->agent_file);
+    EXPECT_FALSE(g->agent_yaml);
+    EXPECT_FALSE(g->recipe_name);
+    EXPECT_FALSE(g->framework);
+    EXPECT_FALSE(g->webhook_url);
+    EXPECT_FALSE(g->idempotency_key);
+    EXPECT_EQ(g->owner, "");
+    EXPECT_TRUE(g->config.is_object() && g->config.empty());
+    EXPECT_TRUE(g->metadata.is_object() && g->metadata.empty());
+    EXPECT_TRUE(g->recipe_config.is_object() && g->recipe_config.empty());
+    EXPECT_EQ(g->events_json, "");
+  }
+  // An empty string is not NULL.
+  Job e = make_job("run_empty");
+  e.session_id = "";
+  e.error = "";
+  insert_one(e);
+  auto g = store->get("run_empty");
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->session_id, std::optional<std::string>(""));
+  EXPECT_EQ(g->error, std::optional<std::string>(""));
+}
+
+TEST_F(PgStoreTest, GetOfUnknownIdIsNullopt) {
+  EXPECT_FALSE(store->get("run_nope"));
+  EXPECT_FALSE(store->get_status("run_nope"));
+}
+
+TEST_F(PgStoreTest, AssignsCreatedAtWhenUnset) {
+  Job j = make_job("run_t", 0, 0);
+  auto r = insert_one(j);
+  EXPECT_GT(r.job.created_at_us, 1'600'000'000'000'000);
+  EXPECT_EQ(store->get("run_t")->created_at_us, r.job.created_at_us);
+}
+
+TEST_F(PgStoreTest, SeqIncreasesAndIsNeverReused) {
+  Job a = make_job("run_a");
+  a.seq = 999;  // ignored: the store assigns seq
+  auto r = store->insert({a, make_job("run_b"), make_job("run_c")});
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_LT(r[0].job.seq, r[1].job.seq);
+  EXPECT_LT(r[1].job.seq, r[2].job.seq);
+  EXPECT_EQ(store->get("run_c")->seq, r[2].job.seq);
+  // Delete the newest; the next job still gets a larger seq.
+  ASSERT_TRUE(store->cancel_queued("run_c", 1, std::nullopt));
+  ASSERT_EQ(store->remove("run_c"), RemoveOutcome::removed);
+  auto d = insert_one(make_job("run_d"));
+  EXPECT_GT(d.job.seq, r[2].job.seq);
+}
+
+TEST_F(PgStoreTest, InsertWithoutIdThrowsAndStoresNothing) {
+  EXPECT_THROW(store->insert({make_job("run_ok"), make_job("")}), std::invalid_argument);
+  EXPECT_FALSE(store->get("run_ok"));
+}
+
+TEST_F(PgStoreTest, EmptyBatchIsFine) { EXPECT_TRUE(store->insert({}).empty()); }
+
+TEST_F(PgStoreTest, ClaimsByPriorityThenFifo) {
+  store->insert({make_job("low1", -1), make_job("mid1", 0), make_job("high1", 5),
+                 make_job("mid2", 0), make_job("high2", 5), make_job("low2", -1)});
+  std::vector<std::string> order;
+  while (auto j = store->claim_next(10)) order.push_back(j->id);
+  EXPECT_EQ(order, (std::vector<std::string>{"high1", "high2", "mid1", "mid2", "low1", "low2"}));
+}
+
+TEST_F(PgStoreTest, ClaimOnEmptyIsNullopt) {
+  EXPECT_FALSE(store->claim_next(1));
+  insert_one(finished(make_job("done"), JobStatus::succeeded));
+  EXPECT_FALSE(store->claim_next(1));
+}
+
+TEST_F(PgStoreTest, ClaimMarksRunningAndReturnsWholeJob) {
+  Job j = make_job("run_x");
+  j.events_json = "[]";
+  insert_one(j);
+  auto c = store->claim_next(777);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->id, "run_x");
+  EXPECT_EQ(c->status, JobStatus::running);
+  EXPECT_EQ(c->started_at_us, 777);
+  EXPECT_EQ(c->attempts, 1);
+  EXPECT_EQ(c->prompt, "prompt of run_x");
+  EXPECT_EQ(c->events_json, "[]");
+  auto g = store->get_status("run_x");
+  EXPECT_EQ(g->status, JobStatus::running);
+  EXPECT_EQ(g->attempts, 1);
+  EXPECT_EQ(g->started_at_us, 777);
+  EXPECT_FALSE(store->claim_next(778));  // taken
+}
+
+TEST_F(PgStoreTest, FinishOnlyOnceAndTerminalNeverChanges) {
+  insert_one(make_job("run_f"));
+  auto c = store->claim_next(100);
+  ASSERT_TRUE(c);
+  Job done = *c;
+  done.status = JobStatus::succeeded;
+  done.result = "the result";
+  done.progress = {100.0, std::string("done"), 3, 3};
+  done.completed_at_us = 200;
+  done.events_json = R"([{"id":1}])";
+  done.run_id = "r1";
+  done.agent_id = "echo";
+  EXPECT_TRUE(store->finish(done));
+
+  Job again = done;
+  again.status = JobStatus::failed;
+  again.error = "late";
+  again.result.reset();
+  EXPECT_FALSE(store->finish(again));
+  EXPECT_FALSE(store->cancel_queued("run_f", 300, std::string("x")));
+
+  auto g = store->get("run_f");
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->status, JobStatus::succeeded);
+  EXPECT_EQ(g->result, "the result");
+  EXPECT_FALSE(g->error);
+  EXPECT_DOUBLE_EQ(g->progress.percentage, 100.0);
+  EXPECT_EQ(g->progress.current_step, "done");
+  EXPECT_EQ(g->progress.steps_completed, 3);
+  EXPECT_EQ(g->progress.steps_total, 3);
+  EXPECT_EQ(g->completed_at_us, 200);
+  EXPECT_EQ(g->started_at_us, 100);
+  EXPECT_EQ(g->events_json, R"([{"id":1}])");
+  EXPECT_EQ(g->run_id, "r1");
+  EXPECT_EQ(g->agent_id, "echo");
+
+  Job ghost = done;
+  ghost.id = "run_gone";
+  EXPECT_FALSE(store->finish(ghost));
+}
+
+TEST_F(PgStoreTest, FinishOfQueuedJobAndNonTerminalStatus) {
+  insert_one(make_job("run_q"));
+  Job bad = make_job("run_q");
+  bad.status = JobStatus::running;
+  EXPECT_THROW(store->finish(bad), std::invalid_argument);
+  Job f = finished(make_job("run_q"), JobStatus::failed, 0);
+  f.completed_at_us.reset();  // the store stamps it
+  f.error = "boom";
+  EXPECT_TRUE(store->finish(f));
+  auto g = store->get("run_q");
+  EXPECT_EQ(g->status, JobStatus::failed);
+  EXPECT_EQ(g->error, "boom");
+  EXPECT_TRUE(g->completed_at_us && *g->completed_at_us > 0);
+}
+
+TEST_F(PgStoreTest, CancelQueuedOnlyForQueued) {
+  store->insert({make_job("q"), make_job("r")});
+  ASSERT_EQ(store->claim_next(1)->id, "q");
+  EXPECT_FALSE(store->cancel_queued("q", 2, std::string("no")));  // running
+  EXPECT_TRUE(store->cancel_queued("r", 3, std::string("user asked")));
+  EXPECT_FALSE(store->cancel_queued("r", 4, std::string("twice")));
+  EXPECT_FALSE(store->cancel_queued("nope", 4, std::nullopt));
+  auto g = store->get("r");
+  EXPECT_EQ(g->status, JobStatus::cancelled);
+  EXPECT_EQ(g->completed_at_us, 3);
+  EXPECT_EQ(g->error, "user asked");
+  EXPECT_EQ(store->get("q")->status, JobStatus::running);
+
+  insert_one(make_job("n"));
+  EXPECT_TRUE(store->cancel_queued("n", 5, std::nullopt));
+  EXPECT_FALSE(store->get("n")->error);
+  EXPECT_FALSE(store->claim_next(6));
+}
+
+TEST_F(PgStoreTest, RemoveOnlyTerminalAndFreesKey) {
+  insert_one(with_key(make_job("j1"), "k", "h1"));
+  EXPECT_EQ(store->remove("j1"), RemoveOutcome::not_terminal);  // queued
+  store->claim_next(1);
+  EXPECT_EQ(store->remove("j1"), RemoveOutcome::not_terminal);  // running
+  EXPECT_EQ(store->remove("nope"), RemoveOutcome::not_found);
+  // While j1 exists the key replays.
+  EXPECT_EQ(insert_one(with_key(make_job("j2"), "k", "h1")).outcome,
+            InsertResult::Outcome::replayed);
+  EXPECT_TRUE(store->finish(finished(make_job("j1"), JobStatus::succeeded)));
+  EXPECT_EQ(store->remove("j1"), RemoveOutcome::removed);
+  EXPECT_FALSE(store->get("j1"));
+  EXPECT_EQ(store->remove("j1"), RemoveOutcome::not_found);
+  // The key is free again: the same key (even another request) makes a new job.
+  auto r = insert_one(with_key(make_job("j3"), "k", "h-other"));
+  EXPECT_EQ(r.outcome, InsertResult::Outcome::inserted);
+  EXPECT_EQ(r.job.id, "j3");
+  EXPECT_TRUE(store->get("j3"));
+}
+
+TEST_F(PgStoreTest, IdempotencyReplayAndConflict) {
+  Job first = with_key(make_job("run_1"), "key-a", "h");
+  first.prompt = "original";
+  auto r1 = insert_one(first);
+  EXPECT_EQ(r1.outcome, InsertResult::Outcome::inserted);
+  store->claim_next(50);  // the stored state moves on
+
+  auto r2 = insert_one(with_key(make_job("run_2"), "key-a", "h"));
+  EXPECT_EQ(r2.outcome, InsertResult::Outcome::replayed);
+  EXPECT_EQ(r2.job.id, "run_1");
+  EXPECT_EQ(r2.job.status, JobStatus::running);  // as stored
+  EXPECT_EQ(r2.job.prompt, "original");
+  EXPECT_FALSE(store->get("run_2"));
+
+  auto r3 = insert_one(with_key(make_job("run_3"), "key-a", "different"));
+  EXPECT_EQ(r3.outcome, InsertResult::Outcome::conflict);
+  EXPECT_EQ(r3.job.id, "run_1");
+  EXPECT_FALSE(store->get("run_3"));
+
+  // Another key is independent; no key never collides.
+  EXPECT_EQ(insert_one(with_key(make_job("run_4"), "key-b", "h")).outcome,
+            InsertResult::Outcome::inserted);
+  EXPECT_EQ(insert_one(make_job("run_5")).outcome, InsertResult::Outcome::inserted);
+  EXPECT_EQ(insert_one(make_job("run_6")).outcome, InsertResult::Outcome::inserted);
+}
+
+// Idempotency keys are per owner (API key): one key under two owners is two jobs, and
+// deleting (or expiring) one owner's job frees only that owner's key.
+TEST_F(PgStoreTest, IdempotencyKeysArePerOwner) {
+  auto owned = [](Job j, const std::string& owner) {
+    j.owner = owner;
+    return j;
+  };
+  auto a1 = insert_one(owned(with_key(make_job("a1"), "k", "h"), "owner-a"));
+  auto b1 = insert_one(owned(with_key(make_job("b1"), "k", "h"), "owner-b"));
+  auto n1 = insert_one(with_key(make_job("n1"), "k", "h"));  // owner "" (keys off)
+  EXPECT_EQ(a1.outcome, InsertResult::Outcome::inserted);
+  EXPECT_EQ(b1.outcome, InsertResult::Outcome::inserted);
+  EXPECT_EQ(n1.outcome, InsertResult::Outcome::inserted);
+  EXPECT_EQ(store->get("b1")->owner, "owner-b");
+  auto a2 = insert_one(owned(with_key(make_job("a2"), "k", "h"), "owner-a"));
+  EXPECT_EQ(a2.outcome, InsertResult::Outcome::replayed);
+  EXPECT_EQ(a2.job.id, "a1");
+  auto b2 = insert_one(owned(with_key(make_job("b2"), "k", "other"), "owner-b"));
+  EXPECT_EQ(b2.outcome, InsertResult::Outcome::conflict);
+  EXPECT_EQ(b2.job.id, "b1");
+
+  // Removing a1 frees owner-a's key only.
+  ASSERT_TRUE(store->finish(finished(make_job("a1"), JobStatus::succeeded, 100)));
+  EXPECT_EQ(store->remove("a1"), RemoveOutcome::removed);
+  EXPECT_EQ(insert_one(owned(with_key(make_job("b3"), "k", "h"), "owner-b")).job.id, "b1");
+  EXPECT_EQ(insert_one(owned(with_key(make_job("a3"), "k", "h"), "owner-a")).outcome,
+            InsertResult::Outcome::inserted);
+  // Retention frees owner-b's key only.
+  ASSERT_TRUE(store->finish(finished(make_job("b1"), JobStatus::succeeded, 100)));
+  EXPECT_EQ(store->delete_finished_before(1000, 10), 1);
+  EXPECT_EQ(insert_one(owned(with_key(make_job("b4"), "k", "h"), "owner-b")).outcome,
+            InsertResult::Outcome::inserted);
+  EXPECT_EQ(insert_one(owned(with_key(make_job("a4"), "k", "h"), "owner-a")).job.id, "a3");
+  EXPECT_EQ(insert_one(with_key(make_job("n2"), "k", "h")).job.id, "n1");
+}
+
+TEST_F(PgStoreTest, IdempotencyWithinOneBatch) {
+  auto r = store->insert({with_key(make_job("b1"), "same", "h"), make_job("b2"),
+                          with_key(make_job("b3"), "same", "h"),
+                          with_key(make_job("b4"), "same", "other")});
+  ASSERT_EQ(r.size(), 4u);
+  EXPECT_EQ(r[0].outcome, InsertResult::Outcome::inserted);
+  EXPECT_EQ(r[0].job.id, "b1");
+  EXPECT_EQ(r[1].outcome, InsertResult::Outcome::inserted);
+  EXPECT_EQ(r[1].job.id, "b2");
+  EXPECT_EQ(r[2].outcome, InsertResult::Outcome::replayed);
+  EXPECT_EQ(r[2].job.id, "b1");
+  EXPECT_EQ(r[2].job.seq, r[0].job.seq);
+  EXPECT_EQ(r[3].outcome, InsertResult::Outcome::conflict);
+  EXPECT_EQ(r[3].job.id, "b1");
+  EXPECT_TRUE(store->get("b1"));
+  EXPECT_FALSE(store->get("b3"));
+  EXPECT_FALSE(store->get("b4"));
+  EXPECT_EQ(store->list({}).total, 2);
+}
+
+TEST_F(PgStoreTest, MaxNewRefusesNewJobsButStillAnswersReplaysAndConflicts) {
+  insert_one(with_key(make_job("old"), "k-old", "h"));
+  auto r = store->insert({make_job("n1"), with_key(make_job("r1"), "k-old", "h"),
+                          make_job("n2"), with_key(make_job("c1"), "k-old", "other"),
+                          with_key(make_job("n3"), "k-new", "h"), make_job("n4")},
+                         /*max_new=*/1);
+  ASSERT_EQ(r.size(), 6u);
+  EXPECT_EQ(r[0].outcome, InsertResult::Outcome::inserted);
+  EXPECT_EQ(r[1].outcome, InsertResult::Outcome::replayed);
+  EXPECT_EQ(r[1].job.id, "old");
+  EXPECT_EQ(r[2].outcome, InsertResult::Outcome::refused);
+  EXPECT_EQ(r[2].job.id, "n2");
+  EXPECT_EQ(r[3].outcome, InsertResult::Outcome::conflict);
+  EXPECT_EQ(r[3].job.id, "old");
+  EXPECT_EQ(r[4].outcome, InsertResult::Outcome::refused);
+  EXPECT_EQ(r[5].outcome, InsertResult::Outcome::refused);
+  EXPECT_EQ(store->list({}).total, 2);
+  EXPECT_FALSE(store->get("n2"));
+  // A refused job's key was not taken.
+  EXPECT_EQ(insert_one(with_key(make_job("n5"), "k-new", "other")).outcome,
+            InsertResult::Outcome::inserted);
+  // max_new 0: only lookups.
+  r = store->insert({with_key(make_job("r2"), "k-old", "h"), make_job("n6")}, 0);
+  EXPECT_EQ(r[0].outcome, InsertResult::Outcome::replayed);
+  EXPECT_EQ(r[1].outcome, InsertResult::Outcome::refused);
+  EXPECT_EQ(store->list({}).total, 3);
+}
+
+TEST_F(PgStoreTest, FailedBatchRollsBackEntirely) {
+  insert_one(make_job("exists"));
+  // The third job's id is taken: the whole batch fails, the first two are not stored
+  // and their keys are not taken.
+  EXPECT_THROW(store->insert({with_key(make_job("new1"), "kk", "h"), make_job("new2"),
+                              make_job("exists")}),
+               std::runtime_error);
+  EXPECT_FALSE(store->get("new1"));
+  EXPECT_FALSE(store->get("new2"));
+  EXPECT_EQ(store->list({}).total, 1);
+  auto r = insert_one(with_key(make_job("new3"), "kk", "other"));
+  EXPECT_EQ(r.outcome, InsertResult::Outcome::inserted);
+  // The store is still usable: a later batch commits.
+  EXPECT_EQ(store->insert({make_job("new4"), make_job("new5")}).size(), 2u);
+  EXPECT_EQ(store->list({}).total, 4);
+}
+
+TEST_F(PgStoreTest, ListNewestFirstWithFiltersPagingAndTotal) {
+  // created_at decides; equal created_at falls back to seq (later insert first).
+  std::vector<Job> batch;
+  for (int i = 0; i < 25; ++i) {
+    Job j = make_job("j" + std::to_string(i), 0, 1000 + i / 2);
+    j.session_id = (i % 2) ? std::optional<std::string>("odd") : std::nullopt;
+    j.owner = (i % 3 == 0) ? "alice" : "bob";
+    j.result = "big";
+    j.events_json = "[1]";
+    batch.push_back(j);
+  }
+  store->insert(batch);
+  store->claim_next(1);  // j0 (all priority 0: lowest seq) -> running
+  ASSERT_TRUE(store->cancel_queued("j1", 2, std::nullopt));
+
+  auto ids = [](const ListPage& p) {
+    std::vector<std::string> v;
+    for (auto& j : p.jobs) v.push_back(j.id);
+    return v;
+  };
+
+  auto p1 = store->list({});
+  EXPECT_EQ(p1.total, 25);
+  ASSERT_EQ(p1.jobs.size(), 20u);
+  EXPECT_EQ(p1.jobs[0].id, "j24");
+  EXPECT_EQ(p1.jobs[1].id, "j23");  // same created_at as j22: higher seq first
+  EXPECT_EQ(p1.jobs[2].id, "j22");
+  for (auto& j : p1.jobs) {
+    EXPECT_TRUE(j.prompt.empty());
+    EXPECT_FALSE(j.result);
+    EXPECT_TRUE(j.events_json.empty());
+    EXPECT_EQ(j.timeout_s, 60);
+  }
+  auto p2 = store->list({.page = 2});
+  EXPECT_EQ(p2.total, 25);
+  EXPECT_EQ(ids(p2), (std::vector<std::string>{"j4", "j3", "j2", "j1", "j0"}));
+  auto p3 = store->list({.page = 3});
+  EXPECT_EQ(p3.total, 25);
+  EXPECT_TRUE(p3.jobs.empty());
+
+  auto small = store->list({.page = 3, .page_size = 4});
+  EXPECT_EQ(ids(small), (std::vector<std::string>{"j16", "j15", "j14", "j13"}));
+
+  auto running = store->list({.status = JobStatus::running});
+  EXPECT_EQ(running.total, 1);
+  EXPECT_EQ(ids(running), std::vector<std::string>{"j0"});
+  auto cancelled = store->list({.status = JobStatus::cancelled});
+  EXPECT_EQ(ids(cancelled), std::vector<std::string>{"j1"});
+  EXPECT_EQ(store->list({.status = JobStatus::succeeded}).total, 0);
+
+  auto odd = store->list({.session_id = "odd", .page_size = 5});
+  EXPECT_EQ(odd.total, 12);
+  EXPECT_EQ(ids(odd), (std::vector<std::string>{"j23", "j21", "j19", "j17", "j15"}));
+
+  auto alice = store->list({.owner = "alice", .page_size = 100});
+  EXPECT_EQ(alice.total, 9);  // 0,3,...,24
+  EXPECT_EQ(alice.jobs.front().id, "j24");
+  EXPECT_EQ(alice.jobs.back().id, "j0");
+
+  // All three filters together: odd sessions of alice still queued: 3, 9, 15, 21.
+  auto all = store->list({.status = JobStatus::queued, .session_id = "odd", .owner = "alice"});
+  EXPECT_EQ(all.total, 4);
+  EXPECT_EQ(ids(all), (std::vector<std::string>{"j21", "j15", "j9", "j3"}));
+  auto none = store->list({.status = JobStatus::queued, .session_id = "odd", .owner = "carol"});
+  EXPECT_EQ(none.total, 0);
+  EXPECT_TRUE(none.jobs.empty());
+}
+
+TEST_F(PgStoreTest, CountByStatus) {
+  Job a = make_job("a");
+  a.owner = "alice";
+  Job b = make_job("b");
+  b.owner = "bob";
+  Job c = make_job("c");
+  c.owner = "bob";
+  Job d = finished(make_job("d"), JobStatus::failed);
+  d.owner = "bob";
+  store->insert({a, b, c, d});
+  store->claim_next(1);  // a
+  store->cancel_queued("c", 1, std::nullopt);
+
+  auto all = store->count_by_status(std::nullopt);
+  EXPECT_EQ(all[static_cast<int>(JobStatus::queued)], 1);
+  EXPECT_EQ(all[static_cast<int>(JobStatus::running)], 1);
+  EXPECT_EQ(all[static_cast<int>(JobStatus::succeeded)], 0);
+  EXPECT_EQ(all[static_cast<int>(JobStatus::failed)], 1);
+  EXPECT_EQ(all[static_cast<int>(JobStatus::cancelled)], 1);
+  auto bob = store->count_by_status(std::string("bob"));
+  EXPECT_EQ(bob, (StatusCounts{1, 0, 0, 1, 1}));
+  auto carol = store->count_by_status(std::string("carol"));
+  EXPECT_EQ(carol, (StatusCounts{0, 0, 0, 0, 0}));
+}
+
+TEST_F(PgStoreTest, RequeueRunningKeepsAttempts) {
+  store->insert({make_job("r1", 1), make_job("r2", 1), make_job("q1")});
+  store->claim_next(10);
+  store->claim_next(11);
+  EXPECT_EQ(store->requeue_running(0).requeued, 2);
+  EXPECT_EQ(store->requeue_running(0).requeued, 0);
+  auto g = store->get("r1");
+  EXPECT_EQ(g->status, JobStatus::queued);
+  EXPECT_FALSE(g->started_at_us);
+  EXPECT_EQ(g->attempts, 1);
+  // Claimable again, in the original order, attempts counting on.
+  auto c = store->claim_next(12);
+  EXPECT_EQ(c->id, "r1");
+  EXPECT_EQ(c->attempts, 2);
+  EXPECT_EQ(store->claim_next(12)->id, "r2");
+  EXPECT_EQ(store->claim_next(12)->id, "q1");
+}
+
+TEST_F(PgStoreTest, RequeueRunningFailsJobsInterruptedTooOften) {
+  store->insert({make_job("a"), make_job("b"), make_job("q")});
+  store->claim_next(10);  // a: 1 start
+  store->claim_next(10);  // b: 1 start
+  EXPECT_EQ(store->requeue_running(0).requeued, 2);
+  store->claim_next(11);  // a: 2
+  store->claim_next(11);  // b: 2
+  auto rc = store->requeue_running(3);  // under the limit: both back
+  EXPECT_EQ(rc.requeued, 2);
+  EXPECT_EQ(rc.failed, 0);
+  ASSERT_EQ(store->claim_next(12)->id, "a");  // a: 3
+  rc = store->requeue_running(3);
+  EXPECT_EQ(rc.failed, 1);
+  EXPECT_EQ(rc.requeued, 0);
+  auto f = store->get("a");
+  EXPECT_EQ(f->status, JobStatus::failed);
+  EXPECT_EQ(f->error, "Job interrupted 3 times (the server stopped while it ran); giving up");
+  EXPECT_TRUE(f->completed_at_us);
+  EXPECT_EQ(store->get_status("b")->status, JobStatus::queued);
+  EXPECT_EQ(store->get_status("b")->attempts, 2);
+  EXPECT_EQ(store->get_status("q")->status, JobStatus::queued);
+}
+
+TEST_F(PgStoreTest, DeleteFinishedBeforeDeletesOnlyOldTerminalJobsOldestFirst) {
+  store->insert({with_key(finished(make_job("old1"), JobStatus::succeeded, 100), "k1", "h"),
+                 finished(make_job("old2"), JobStatus::failed, 200),
+                 finished(make_job("old3"), JobStatus::cancelled, 300),
+                 finished(make_job("new"), JobStatus::succeeded, 5000),
+                 make_job("queued")});
+  EXPECT_EQ(store->delete_finished_before(1000, 2), 2);  // old1, old2 (oldest first)
+  EXPECT_FALSE(store->get("old1"));
+  EXPECT_FALSE(store->get("old2"));
+  EXPECT_TRUE(store->get("old3"));
+  EXPECT_EQ(store->delete_finished_before(1000, 2), 1);  // old3: fewer than the limit
+  EXPECT_EQ(store->delete_finished_before(1000, 2), 0);
+  EXPECT_TRUE(store->get("new"));
+  EXPECT_TRUE(store->get("queued"));
+  // old1's idempotency key is free again: the same key makes a new job.
+  EXPECT_EQ(insert_one_outcome(with_key(make_job("again"), "k1", "h")),
+            InsertResult::Outcome::inserted);
+  EXPECT_EQ(store->delete_finished_before(1000, 0), 0);
+}
+
+TEST_F(PgStoreTest, DeleteFinishedBeforeKeepsJobsWithPendingWebhooks) {
+  Job j = make_job("hooked");
+  j.webhook_url = "http://127.0.0.1:9/hook";
+  insert_one(j);
+  store->claim_next(10);
+  ASSERT_TRUE(store->finish(finished(make_job("hooked"), JobStatus::succeeded, 100)));
+  EXPECT_EQ(store->delete_finished_before(1000, 10), 0);
+  EXPECT_TRUE(store->get("hooked"));
+}
+
+// Several threads claim at once while another inserts: no job is handed out twice and
+// every job is handed out once.
+TEST_F(PgStoreTest, ConcurrentClaimsNeverDuplicate) {
+  constexpr int kJobs = 400;
+  constexpr int kThreads = 6;
+  std::vector<Job> batch;
+  for (int i = 0; i < kJobs / 2; ++i) batch.push_back(make_job("c" + std::to_string(i), i % 3));
+  store->insert(batch);
+
+  std::atomic<bool> inserting{true};
+  std::thread inserter([&] {
+    for (int i = kJobs / 2; i < kJobs; i += 10) {
+      std::vector<Job> b;
+      for (int k = i; k < i + 10; ++k) b.push_back(make_job("c" + std::to_string(k)));
+      store->insert(b);
+    }
+    inserting = false;
+  });
+  std::vector<std::vector<std::string>> got(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (;;) {
+        auto j = store->claim_next(t);
+        if (j) {
+          got[t].push_back(j->id);
+          EXPECT_EQ(j->attempts, 1);
+          // reads interleave with the writes
+          auto s = store->get_status(j->id);
+          EXPECT_TRUE(s && s->status == JobStatus::running);
+          continue;
+        }
+        if (!inserting) {
+          if (!store->claim_next(t)) break;  // nothing left at all
+          ADD_FAILURE() << "a job appeared after the inserter finished";
+        }
+        std::this_thread::yield();
+      }
+    });
+  }
+  inserter.join();
+  for (auto& t : threads) t.join();
+  std::multiset<std::string> all;
+  for (auto& v : got) all.insert(v.begin(), v.end());
+  EXPECT_EQ(all.size(), static_cast<std::size_t>(kJobs));
+  EXPECT_EQ(std::set<std::string>(all.begin(), all.end()).size(), all.size());
+  EXPECT_EQ(store->count_by_status(std::nullopt)[static_cast<int>(JobStatus::running)], kJobs);
+}
+
+// Readers on many threads while a writer commits batches: every read sees a whole job.
+TEST_F(PgStoreTest, ConcurrentReadsDuringWrites) {
+  insert_one(make_job("base"));
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    for (int i = 0; i < 50; ++i) {
+      std::vector<Job> b;
+      for (int k = 0; k < 20; ++k) b.push_back(make_job("w" + std::to_string(i * 20 + k)));
+      store->insert(b);
+    }
+    stop = true;
+  });
+  std::vector<std::thread> readers;
+  std::atomic<int> reads{0};
+  for (int t = 0; t < 4; ++t) {
+    readers.emplace_back([&] {
+      while (!stop) {
+        auto s = store->get_status("base");
+        ASSERT_TRUE(s);
+        EXPECT_EQ(s->timeout_s, 60);
+        auto p = store->list({.page_size = 5});
+        EXPECT_EQ(p.jobs.size(), std::min<std::int64_t>(5, p.total));
+        ++reads;
+      }
+    });
+  }
+  writer.join();
+  for (auto& t : readers) t.join();
+  EXPECT_GT(reads.load(), 0);
+  EXPECT_EQ(store->list({}).total, 1001);
+}
+
+// Writes from many threads share transactions (group commit): every write lands exactly
+// once, and one that fails (a taken id) is undone alone — the writes batched with it
+// are stored and their callers see success.
+TEST_F(PgStoreTest, ConcurrentWritesWithFailuresMixedIn) {
+  insert_one(make_job("taken"));
+  constexpr int kThreads = 8;
+  constexpr int kRounds = 60;
+  std::atomic<int> refused{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kRounds; ++i) {
+        const std::string id = "g" + std::to_string(t) + "-" + std::to_string(i);
+        if (i % 3 == 2) {
+          // Fails inside the transaction (UNIQUE id), after a valid row of its own.
+          EXPECT_THROW(store->insert({make_job(id), make_job("taken")}), std::runtime_error);
+          ++refused;
+          continue;
+        }
+        auto r = store->insert({make_job(id)});
+        ASSERT_EQ(r.size(), 1u);
+        EXPECT_EQ(r[0].outcome, InsertResult::Outcome::inserted);
+        // SKIP LOCKED: a claim passes over the rows other claimers hold, and may not see
+        // a row committed after it began. So a claim can come back empty while another
+        // thread takes this thread's job; the next one finds the job that is left.
+        std::optional<Job> claimed;
+        for (int k = 0; k < 200 && !claimed; ++k) claimed = store->claim_next(1);
+        ASSERT_TRUE(claimed);
+        EXPECT_TRUE(store->finish(finished(*claimed, JobStatus::succeeded)));
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  const int ok = kThreads * kRounds - refused.load();
+  auto counts = store->count_by_status(std::nullopt);
+  EXPECT_EQ(counts[static_cast<int>(JobStatus::succeeded)], ok);
+  EXPECT_EQ(counts[static_cast<int>(JobStatus::queued)], 1);  // "taken"; the rest finished
+  EXPECT_EQ(store->list({}).total, ok + 1);
+  // The failed batches stored nothing, not even their valid first job.
+  for (int t = 0; t < kThreads; ++t)
+    EXPECT_FALSE(store->get("g" + std::to_string(t) + "-2"));
+}
+
+
+// ---- PostgreSQL only ---------------------------------------------------------------
+
+TEST_F(PgStoreTest, ClaimHonoursNotBeforeAndRecordsTheNode) {
+  store->insert({make_job("first", 5), make_job("second")});
+  auto c = store->claim_next(100);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->id, "first");
+  EXPECT_EQ(db->query("SELECT lease_node FROM jobs WHERE id = 'first'"), "node-a");
+  EXPECT_EQ(db->query("SELECT lease_node FROM jobs WHERE id = 'second'"), "NULL");
+  // A retry waits for its time, and the job behind it goes first meanwhile.
+  ASSERT_TRUE(store->requeue_for_retry("first", 500));
+  EXPECT_FALSE(store->requeue_for_retry("first", 500));  // not running
+  auto g = store->get("first");
+  EXPECT_EQ(g->status, JobStatus::queued);
+  EXPECT_EQ(g->attempts, 1);
+  EXPECT_FALSE(g->error);
+  EXPECT_EQ(store->claim_next(499)->id, "second");
+  EXPECT_FALSE(store->claim_next(499));
+  auto again = store->claim_next(500);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->id, "first");
+  EXPECT_EQ(again->attempts, 2);
+}
+
+TEST_F(PgStoreTest, WebhooksDueAttemptedAndNext) {
+  EXPECT_FALSE(store->next_webhook_at());
+  Job a = make_job("a");
+  a.webhook_url = "http://127.0.0.1:9/a";
+  Job b = make_job("b");
+  b.webhook_url = "http://127.0.0.1:9/b";
+  store->insert({a, b, make_job("plain")});
+  EXPECT_TRUE(store->due_webhooks(1'000'000, 10).empty());  // nothing has ended
+  ASSERT_TRUE(store->finish(finished(make_job("b"), JobStatus::failed, 200)));
+  ASSERT_TRUE(store->cancel_queued("a", 300, std::string("no")));
+  ASSERT_TRUE(store->finish(finished(make_job("plain"), JobStatus::succeeded, 100)));
+  EXPECT_EQ(store->next_webhook_at(), 200);
+  EXPECT_TRUE(store->due_webhooks(199, 10).empty());
+  auto due = store->due_webhooks(1000, 10);
+  ASSERT_EQ(due.size(), 2u);
+  EXPECT_EQ(due[0].job.id, "b");  // earliest first
+  EXPECT_EQ(due[0].attempts, 0);
+  EXPECT_EQ(due[0].job.prompt, "prompt of b");  // whole
+  EXPECT_EQ(due[1].job.id, "a");
+  EXPECT_EQ(store->due_webhooks(1000, 1).size(), 1u);
+
+  store->webhook_attempted("b", false, 5000);  // failed: again at 5000
+  store->webhook_attempted("a", true, std::nullopt);
+  EXPECT_EQ(store->next_webhook_at(), 5000);
+  EXPECT_TRUE(store->due_webhooks(4999, 10).empty());
+  due = store->due_webhooks(5000, 10);
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due[0].attempts, 1);
+  store->webhook_attempted("b", false, std::nullopt);  // given up
+  EXPECT_FALSE(store->next_webhook_at());
+  EXPECT_TRUE(store->due_webhooks(1'000'000, 10).empty());
+  // Delivered or given up: retention may take them now.
+  EXPECT_EQ(store->delete_finished_before(1'000'000, 10), 3);
+}
+
+TEST_F(PgStoreTest, ErrorsThatAreNoFaultAreRuntimeErrors) {
+  insert_one(make_job("dup"));
+  try {
+    store->insert({make_job("dup")});
+    ADD_FAILURE() << "a duplicate id was stored";
+  } catch (const StoreUnavailable& e) {
+    ADD_FAILURE() << "a constraint is no storage fault: " << e.what();
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("duplicate key"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(store->write_fault());
+  EXPECT_TRUE(store->get("dup"));  // the connection is usable again
+}
+
+TEST_F(PgStoreTest, NoWriteFaultWhenHealthyAndTheProbeWrites) {
+  EXPECT_FALSE(store->write_fault().has_value());
+  store->probe_write();
+  EXPECT_EQ(db->query("SELECT COUNT(*) FROM store_probe"), "1");
+  store->probe_write();  // one row, rewritten
+  EXPECT_EQ(db->query("SELECT COUNT(*) FROM store_probe"), "1");
+  EXPECT_FALSE(store->write_fault().has_value());
+  EXPECT_EQ(store->count_by_status(std::nullopt), (StatusCounts{0, 0, 0, 0, 0}));
+}
+
+TEST_F(PgStoreTest, SchemaIsVersionedAndTheQueueTableVacuumsEarly) {
+  EXPECT_EQ(db->query("SELECT version FROM runq_schema"), "1");
+  const std::string options = db->query(
+      "SELECT array_to_string(reloptions, ',') FROM pg_class WHERE relname = 'jobs'");
+  EXPECT_NE(options.find("autovacuum_vacuum_scale_factor=0.02"), std::string::npos) << options;
+  EXPECT_EQ(db->query("SELECT pg_get_expr(indpred, indrelid) IS NOT NULL FROM pg_index "
+                      "WHERE indexrelid = 'jobs_claim'::regclass"),
+            "t");
+}
+
+TEST_F(PgStoreTest, ConnectionsNameTheNodeAndLimitIdleTransactions) {
+  store->probe_write();
+  EXPECT_EQ(db->query("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                      "AND application_name = 'runq/node-a'"),
+            "4");  // the pool
+  auto other = db->open("node-b", 1);
+  EXPECT_EQ(db->query("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                      "AND application_name = 'runq/node-b'"),
+            "1");
+}
+
+TEST_F(PgStoreTest, SurvivesCloseAndReopen) {
+  insert_one(with_key(make_job("kept"), "k", "h"));
+  store.reset();
+  store = db->open();
+  ASSERT_TRUE(store->get("kept"));
+  EXPECT_EQ(insert_one(with_key(make_job("again"), "k", "h")).outcome,
+            InsertResult::Outcome::replayed);
+}
+
+TEST_F(PgStoreTest, NewerSchemaVersionIsRefused) {
+  store.reset();
+  db->query("UPDATE runq_schema SET version = 99");
+  try {
+    db->open();
+    ADD_FAILURE() << "opened a schema from the future";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("schema version 99 is newer"), std::string::npos)
+        << e.what();
+  }
+}
+
+// Two "nodes" (stores) on one database, four claimers each: every job is claimed once.
+TEST_F(PgStoreTest, TwoNodesClaimingConcurrentlyNeverShareAJob) {
+  constexpr int kJobs = 200;
+  std::vector<Job> batch;
+  for (int i = 0; i < kJobs; ++i) batch.push_back(make_job("n" + std::to_string(i), i % 4));
+  store->insert(batch);
+  auto node_b = db->open("node-b", 4);
+  std::vector<Store*> nodes{store.get(), node_b.get()};
+  std::vector<std::vector<std::string>> got(8);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      Store& s = *nodes[t % 2];
+      while (auto j = s.claim_next(1)) {
+        EXPECT_EQ(j->attempts, 1);
+        got[t].push_back(j->id);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::map<std::string, int> times;
+  for (auto& v : got)
+    for (auto& id : v) ++times[id];
+  EXPECT_EQ(times.size(), static_cast<std::size_t>(kJobs));
+  for (auto& [id, n] : times) EXPECT_EQ(n, 1) << id << " claimed " << n << " times";
+  // Both nodes took part, and each job names the node that claimed it.
+  EXPECT_EQ(db->query("SELECT count(DISTINCT lease_node) FROM jobs"), "2");
+  EXPECT_EQ(db->query("SELECT count(*) FROM jobs WHERE status = 'running'"),
+            std::to_string(kJobs));
+}
+
+// The same idempotency key submitted on two nodes at the same moment: one job, and the
+// other node answers with it (replayed), never an error or a second job.
+TEST_F(PgStoreTest, SameKeyFromTwoNodesAtOnceStoresOneJob) {
+  auto node_b = db->open("node-b", 2);
+  constexpr int kRounds = 40;
+  std::barrier sync(2);
+  std::vector<std::vector<InsertResult>> results(2);
+  auto submit = [&](int node) {
+    Store& s = node == 0 ? *store : *node_b;
+    for (int i = 0; i < kRounds; ++i) {
+      const std::string key = "key-" + std::to_string(i);
+      Job j = with_key(make_job("j" + std::to_string(i) + "-" + std::to_string(node)), key, "h");
+      sync.arrive_and_wait();
+      try {
+        // Batches with other jobs in opposite orders on the two nodes, to cross locks.
+        std::vector<Job> batch{j, make_job("x" + std::to_string(i) + "-" + std::to_string(node))};
+        if (node == 1) std::swap(batch[0], batch[1]);
+        auto r = s.insert(batch);
+        results[node].push_back(r[node == 1 ? 1 : 0]);
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << "node " << node << " round " << i << ": " << e.what();
+        results[node].push_back({});
+      }
+    }
+  };
+  std::thread a(submit, 0), b(submit, 1);
+  a.join();
+  b.join();
+  for (int i = 0; i < kRounds; ++i) {
+    const auto& ra = results[0][i];
+    const auto& rb = results[1][i];
+    const int inserted = (ra.outcome == InsertResult::Outcome::inserted) +
+                         (rb.outcome == InsertResult::Outcome::inserted);
+    EXPECT_EQ(inserted, 1) << "round " << i;
+    EXPECT_EQ(ra.job.id, rb.job.id) << "round " << i;  // both answer with the one job
+    EXPECT_EQ(db->query("SELECT count(*) FROM jobs WHERE idempotency_key = 'key-" +
+                        std::to_string(i) + "'"),
+              "1");
+  }
+}
+
+TEST_F(PgStoreTest, NodesStartingTogetherOnAFreshDatabaseAllOpen) {
+  store.reset();
+  FreshDatabase fresh;
+  std::vector<std::thread> threads;
+  std::atomic<int> opened{0};
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&, i] {
+      try {
+        auto s = fresh.open("node-" + std::to_string(i), 1);
+        s->insert({make_job("from-" + std::to_string(i))});
+        ++opened;
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << "node " << i << ": " << e.what();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(opened.load(), 4);
+  EXPECT_EQ(fresh.query("SELECT version FROM runq_schema"), "1");  // one row
+  EXPECT_EQ(fresh.query("SELECT count(*) FROM jobs"), "4");
+}
+
+// The database refuses connections for a while: calls throw StoreUnavailable
+// (unreachable) and write_fault says so; once it is back, the store reconnects by
+// itself, and a write clears the fault.
+TEST_F(PgStoreTest, LostDatabaseIsUnavailableThenRecoversByItself) {
+  insert_one(make_job("before"));
+  raw_query(db->admin, "ALTER DATABASE " + db->name + " ALLOW_CONNECTIONS false");
+  raw_query(db->admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                       "datname = '" + db->name + "' AND pid <> pg_backend_pid()");
+  try {
+    store->insert({make_job("during")});
+    ADD_FAILURE() << "a write succeeded while the database refused connections";
+  } catch (const StoreUnavailable& e) {
+    EXPECT_EQ(e.reason(), FaultReason::unreachable);
+    EXPECT_EQ(e.detail(), "Store unavailable");
+  }
+  auto fault = store->write_fault();
+  ASSERT_TRUE(fault);
+  EXPECT_EQ(fault->reason, FaultReason::unreachable);
+  EXPECT_GT(fault->since_us, 0);
+  EXPECT_THROW(store->get_status("before"), StoreUnavailable);  // reads too
+  EXPECT_THROW(store->probe_write(), StoreUnavailable);
+  EXPECT_TRUE(store->write_fault());
+
+  raw_query(db->admin, "ALTER DATABASE " + db->name + " ALLOW_CONNECTIONS true");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  bool probed = false;
+  while (!probed && std::chrono::steady_clock::now() < deadline) {
+    try {
+      store->probe_write();
+      probed = true;
+    } catch (const StoreUnavailable&) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  ASSERT_TRUE(probed) << "the store did not reconnect";
+  EXPECT_FALSE(store->write_fault());
+  // Every pooled connection comes back (each on its next use).
+  for (int i = 0; i < 20; ++i) {
+    try {
+      EXPECT_TRUE(store->get_status("before"));
+    } catch (const StoreUnavailable&) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  EXPECT_EQ(insert_one(make_job("after")).outcome, InsertResult::Outcome::inserted);
+  EXPECT_FALSE(store->write_fault());
+}
+
+// A connection the server closed while it sat in the pool (a restart, an admin) is
+// re-made before use, without a failed call.
+TEST_F(PgStoreTest, ConnectionsClosedWhileIdleAreRemadeQuietly) {
+  insert_one(make_job("j"));
+  raw_query(db->admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                       "datname = '" + db->name + "' AND pid <> pg_backend_pid()");
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the backends are gone
+  for (int i = 0; i < 8; ++i) EXPECT_TRUE(store->get_status("j"));
+  EXPECT_TRUE(store->claim_next(1));
+  EXPECT_FALSE(store->write_fault());
+}
+
+}  // namespace
+
+TEST(PgStoreOpen, UnreachableServerThrowsAReadableErrorWithoutThePassword) {
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    open_postgres_store(
+        PostgresOptions{"postgresql://runq:s3cret-pw@127.0.0.1:1/jobs", 2, "n"});
+    ADD_FAILURE() << "opened a store on a closed port";
+  } catch (const StoreUnavailable& e) {
+    ADD_FAILURE() << "open throws std::runtime_error, not StoreUnavailable: " << e.what();
+  } catch (const std::runtime_error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("cannot connect to PostgreSQL at 127.0.0.1:1/jobs"), std::string::npos)
+        << what;
+    EXPECT_EQ(what.find("s3cret"), std::string::npos) << what;
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+}
+
+TEST(PgStoreOpen, InvalidUriThrows) {
+  EXPECT_THROW(open_postgres_store(PostgresOptions{"postgresql://[::1", 1, "n"}),
+               std::runtime_error);
+}
+
+TEST(PgStoreOpen, ServerUriIsSet) { ASSERT_NE(server_uri(), nullptr) << kNoServer; }
