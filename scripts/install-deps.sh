@@ -14,4 +14,4 @@ $SUDO apt-get install -y --no-install-recommends \
   libboost1.81-dev nlohmann-json3-dev libspdlog-dev libsqlite3-dev libssl-dev \
   libcli11-dev libgtest-dev libpq-dev postgresql-15 \
   clang-14 libclang-rt-14-dev llvm-14 \
-  python3 python3-httpx python3-pytest python3-fusepy fuse
+  python3 python3-httpx python3-pytest python3-psycopg2 python3-fusepy fuse

@@ -24,6 +24,10 @@ pg_start() {
 }
 case "$cmd" in
   start)
+    if [ -d "$dir/data" ]; then  # left by an earlier run that did not stop it
+      as_pg "$BIN/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
+      rm -rf "$dir"
+    fi
     mkdir -p "$dir"
     [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
     as_pg "$BIN/initdb" -D "$dir/data" -U postgres -A trust --no-sync >"$dir/initdb.log" 2>&1 ||

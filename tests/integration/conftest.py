@@ -7,6 +7,7 @@ run starts (scripts/pg-test-server.sh; or RUNQ_TEST_PG_URI, a server already run
 a restart on the same path finds the same database. Tests about SQLite's own file are
 marked `sqlite_only` and are deselected (and counted as such) on PostgreSQL."""
 import hashlib
+from contextlib import closing as _closing
 import os
 import re
 import shutil
@@ -75,6 +76,13 @@ class Postgres:
             self.databases[path] = urlunsplit(parts._replace(path="/" + name))
         return self.databases[path]
 
+    def connection_to(self, path):
+        """A new connection to the database of SQLite path `path` (close it after use)."""
+        import psycopg2
+        con = psycopg2.connect(self.database_for(path))
+        con.autocommit = True
+        return _closing(con)
+
     def drop(self, path):
         uri = self.databases.pop(path, None)
         if uri:
@@ -118,6 +126,22 @@ def db_arg(db_path):
     if STORE == "postgresql" and not db_path.startswith(("postgresql://", "postgres://")):
         return POSTGRES.database_for(db_path)
     return db_path
+
+
+def db_rows(db_path, sql, params=()):
+    """Rows of a read query (`?` placeholders) run straight on the store behind
+    `db_path`: the SQLite file, or its PostgreSQL database. For tests that look past the
+    API at what is stored (a process killed, a drain)."""
+    if STORE == "postgresql":
+        with POSTGRES.connection_to(db_path) as con, con.cursor() as cur:
+            cur.execute(sql.replace("?", "%s"), params)
+            return [tuple(r) for r in cur.fetchall()]
+    import sqlite3
+    con = sqlite3.connect(db_path, timeout=10)
+    try:
+        return con.execute(sql, params).fetchall()
+    finally:
+        con.close()
 
 
 class RunqServer:

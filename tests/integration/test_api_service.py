@@ -1,7 +1,9 @@
 """/health, /stats, unknown paths (404) and wrong methods (405) (API.md "Service")."""
+import re
+
 import pytest
 
-from conftest import STATUSES, RunqServer, submit, wait_status, wait_until
+from conftest import STATUSES, STORE, RunqServer, submit, wait_status, wait_until
 
 RUNS = "/api/v1/runs"
 
@@ -28,10 +30,15 @@ def by_status(body, status):
 
 
 def test_health_exact_defaults(client):
-    assert health(client) == {
-        "status": "healthy", "store": "sqlite",
+    body = health(client)
+    expected = {
+        "status": "healthy", "store": STORE,
         "executor_stats": {"running_jobs": 0, "queued_jobs": 0, "max_concurrent": 10,
                            "default_timeout": 3600, "shutdown": False}}
+    if STORE == "postgresql":  # a node of a cluster says which one it is
+        assert re.fullmatch(r".+:\d+", body["node"]), body  # hostname:pid
+        expected["node"] = body["node"]
+    assert body == expected
 
 
 def test_health_reflects_flags(make_server):
@@ -59,6 +66,7 @@ def test_health_counts_running_and_queued(make_server):
         assert health(c)["executor_stats"]["queued_jobs"] == 0
 
 
+@pytest.mark.sqlite_only
 def test_health_with_memory_db():
     s = RunqServer(":memory:").start()
     try:

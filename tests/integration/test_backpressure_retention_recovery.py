@@ -330,6 +330,7 @@ def percentiles(xs):
     return (statistics.median(xs) * 1000, xs[int(len(xs) * 0.99)] * 1000, xs[-1] * 1000)
 
 
+@pytest.mark.sqlite_only
 def test_retention_sweep_of_thousands_does_not_stall_requests(make_server, tmp_path):
     """20,000 expired rows are swept (in batches) while a client keeps reading and
     submitting: every request keeps being answered. Latencies are printed; the bound
@@ -518,6 +519,7 @@ def run_serve(db, *args, timeout=20):
     return p, time.monotonic() - t0
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("damage", ["garbage", "zeros"])
 def test_a_damaged_database_is_refused_with_advice(make_server, tmp_path, damage):
     db = str(tmp_path / "damaged.db")
@@ -558,6 +560,7 @@ def test_a_damaged_database_is_refused_with_advice(make_server, tmp_path, damage
             assert get_status(c, j)["status"] == "succeeded"
 
 
+@pytest.mark.sqlite_only
 def test_check_db_after_crash_checks_only_after_an_unclean_stop(make_server, tmp_path):
     """--check-db after-crash: a file damaged at rest after a clean stop is not looked at
     (the documented trade-off for a fast start); once a process died with it open (its
@@ -585,6 +588,7 @@ def test_check_db_after_crash_checks_only_after_an_unclean_stop(make_server, tmp
     assert p.returncode != 0 and "damaged" in out and "listening on" not in out, out
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("what", ["no database at all", "header overwritten"])
 def test_a_file_without_a_sqlite_header_is_refused_with_advice(make_server, tmp_path, what):
     db = str(tmp_path / "headless.db")

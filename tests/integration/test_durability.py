@@ -4,6 +4,7 @@ import threading
 import time
 
 import httpx
+import pytest
 
 from conftest import (collect_stream, get_status, list_all, submit, ts_seconds,
                       wait_status, wait_until)
@@ -283,6 +284,7 @@ def test_sigterm_mid_storm_loses_no_acknowledged_job(make_server, tmp_path):
             assert c.get(f"{RUNS}/{job_id}/result").json()["result"] == prompt
 
 
+@pytest.mark.sqlite_only
 def test_online_backup_while_serving_is_consistent_and_restorable(make_server, tmp_path):
     """docs/operations.md: SQLite's online backup of a running server's file is a
     consistent snapshot holding every job acknowledged before it, and a server started on

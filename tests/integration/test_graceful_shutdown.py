@@ -2,7 +2,6 @@
 --drain-timeout to finish and re-queue the rest; a second signal exits at once."""
 import signal
 import socket
-import sqlite3
 import threading
 import time
 from urllib.parse import urlsplit
@@ -10,19 +9,15 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from conftest import iter_sse, submit, wait_status, wait_until
+from conftest import db_rows, iter_sse, submit, wait_status, wait_until
 
 RUNS = "/api/v1/runs"
 
 
 def db_row(db, job_id):
-    """(status, attempts, error) of a job, read straight from the file."""
-    con = sqlite3.connect(db)
-    try:
-        return con.execute("SELECT status, attempts, error FROM jobs WHERE id = ?",
-                           (job_id,)).fetchone()
-    finally:
-        con.close()
+    """(status, attempts, error) of a job, read straight from the store."""
+    rows = db_rows(db, "SELECT status, attempts, error FROM jobs WHERE id = ?", (job_id,))
+    return rows[0] if rows else None
 
 
 def open_connections(s):

@@ -20,6 +20,9 @@ import pytest
 from conftest import (RUNQ_BIN, RunqServer, collect_stream, get_status, list_all, submit,
                       wait_status, wait_until)
 
+# Faults of SQLite's own file and file system (PostgreSQL's are in test_cluster_*.py).
+pytestmark = pytest.mark.sqlite_only
+
 DISK_FULL = "Job store is not writable (disk full); retry later"
 READ_ONLY = "Job store is not writable (read-only database or file system); retry later"
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -1,7 +1,8 @@
 // Tests of the PostgreSQL job store against a real server: RUNQ_TEST_PG_URI names it
-// (postgresql://postgres@127.0.0.1:PORT/postgres); every test makes a fresh database of
-// its own and drops it afterwards. Without the variable every test fails: a silent skip
-// would hide that the store went untested.
+// (postgresql://postgres@127.0.0.1:PORT/postgres), or RUNQ_TEST_PG_URI_FILE names a file
+// holding it (what ctest's throwaway server writes: tests/CMakeLists.txt); every test
+// makes a fresh database of its own and drops it afterwards. Without a server every test
+// fails: a silent skip would hide that the store went untested.
 #include "runq/store/postgres_store.hpp"
 
 #include <gtest/gtest.h>
@@ -12,6 +13,7 @@
 #include <barrier>
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <random>
@@ -26,7 +28,18 @@ using namespace runq::store;  // the PostgreSQL implementation
 
 namespace {
 
-const char* server_uri() { return std::getenv("RUNQ_TEST_PG_URI"); }
+const char* server_uri() {
+  static const std::string uri = [] {
+    if (const char* u = std::getenv("RUNQ_TEST_PG_URI")) return std::string(u);
+    std::string from_file;
+    if (const char* f = std::getenv("RUNQ_TEST_PG_URI_FILE")) {
+      std::ifstream in(f);
+      std::getline(in, from_file);
+    }
+    return from_file;
+  }();
+  return uri.empty() ? nullptr : uri.c_str();
+}
 constexpr const char* kNoServer =
     "RUNQ_TEST_PG_URI is not set: these tests need a PostgreSQL server, e.g. "
     "RUNQ_TEST_PG_URI=postgresql://postgres@127.0.0.1:55432/postgres";

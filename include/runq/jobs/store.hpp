@@ -67,7 +67,7 @@ class Store {
  public:
   virtual ~Store() = default;
 
-  // "sqlite", "postgres" — shown in /health.
+  // "sqlite", "postgresql" — shown in /health.
   virtual std::string kind() const = 0;
 
   // Inserts a batch in ONE transaction (group commit). For a job with an
