@@ -132,6 +132,10 @@ std::string status_text(const jobs::Job& job, const RetryAfter& retry) {
     append_time_or_null(out, *job.completed_at_us + retry.retention_s * 1'000'000);
   else
     out += "null";
+  if (job.node) {  // several nodes: the one that runs or last ran it
+    out += ",\"node\":";
+    append_string_or_null(out, job.node);
+  }
   out += '}';
   return out;
 }

@@ -27,7 +27,7 @@ Transitions::Finish Transitions::finish(Job& view, const Job& final_job) {
 
 bool Transitions::requeue(Job& view, std::int64_t not_before_us) {
   if (!allowed(view.id, view.status, JobStatus::queued)) return false;
-  if (!store_.requeue_for_retry(view.id, not_before_us)) return false;
+  if (!store_.requeue_for_retry(view, not_before_us)) return false;
   view.status = JobStatus::queued;
   return true;
 }

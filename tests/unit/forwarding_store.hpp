@@ -42,8 +42,8 @@ class ForwardingStore : public jobs::Store {
   int delete_finished_before(std::int64_t before, int limit) override {
     return in_->delete_finished_before(before, limit);
   }
-  bool requeue_for_retry(const std::string& id, std::int64_t not_before) override {
-    return in_->requeue_for_retry(id, not_before);
+  bool requeue_for_retry(const jobs::Job& running, std::int64_t not_before) override {
+    return in_->requeue_for_retry(running, not_before);
   }
   std::vector<jobs::WebhookDelivery> due_webhooks(std::int64_t now, int limit) override {
     return in_->due_webhooks(now, limit);

@@ -136,8 +136,8 @@ class HeldRequeueStore : public ForwardingStore {
   using ForwardingStore::ForwardingStore;
   Gate requeued, reclaimed;
   std::shared_ptr<jobs::EventLog> log;  // set before the job runs
-  bool requeue_for_retry(const std::string& id, std::int64_t not_before) override {
-    const bool ok = ForwardingStore::requeue_for_retry(id, not_before);
+  bool requeue_for_retry(const jobs::Job& running, std::int64_t not_before) override {
+    const bool ok = ForwardingStore::requeue_for_retry(running, not_before);
     requeued.open();
     if (reclaimed.wait()) {
       // Without the fix the other worker appends `running` now; give it the chance

@@ -873,8 +873,11 @@ TEST_F(PgStoreTest, ClaimHonoursNotBeforeAndRecordsTheNode) {
   EXPECT_EQ(db->query("SELECT lease_node FROM jobs WHERE id = 'first'"), "node-a");
   EXPECT_EQ(db->query("SELECT lease_node FROM jobs WHERE id = 'second'"), "NULL");
   // A retry waits for its time, and the job behind it goes first meanwhile.
-  ASSERT_TRUE(store->requeue_for_retry("first", 500));
-  EXPECT_FALSE(store->requeue_for_retry("first", 500));  // not running
+  Job stale = *c;
+  stale.attempts = 0;
+  EXPECT_FALSE(store->requeue_for_retry(stale, 500));  // not that attempt
+  ASSERT_TRUE(store->requeue_for_retry(*c, 500));
+  EXPECT_FALSE(store->requeue_for_retry(*c, 500));  // not running
   auto g = store->get("first");
   EXPECT_EQ(g->status, JobStatus::queued);
   EXPECT_EQ(g->attempts, 1);

@@ -41,6 +41,8 @@ struct Job {
   std::optional<std::string> result;  // set only when succeeded
   nlohmann::json metrics;             // agent's metrics (e.g. token usage); null if none
   int attempts = 0;                   // how many times it has started running
+  // Several nodes (PostgreSQL): the name of the node that runs or last ran it.
+  std::optional<std::string> node;
 
   // the request
   std::string prompt;

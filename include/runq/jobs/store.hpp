@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <string>
@@ -95,7 +96,9 @@ class Store {
 
   // Writes a terminal state (status, result, error, progress, completed_at, events_json,
   // run_id, agent_id, metrics) if the stored job is not terminal yet. False if it
-  // already was (or is gone): terminal states never change. A job with a webhook_url
+  // already was (or is gone): terminal states never change. With several nodes, a running
+  // job's end is also refused (false) unless this node still runs that attempt
+  // (`job.attempts`): a node that lost its lease cannot record over the next attempt. A job with a webhook_url
   // has its webhook due from then on (in the same write).
   virtual bool finish(const Job& job) = 0;
 
@@ -127,8 +130,9 @@ class Store {
   virtual int delete_finished_before(std::int64_t completed_before_us, int limit) = 0;
 
   // A failed attempt will be retried: running -> queued, not claimed before
-  // not_before_us; attempts kept, error and progress cleared. False if not running.
-  virtual bool requeue_for_retry(const std::string& id, std::int64_t not_before_us) = 0;
+  // not_before_us; attempts kept, error and progress cleared. False if the job is not
+  // running that attempt any more (`running.attempts`; with several nodes: on this node).
+  virtual bool requeue_for_retry(const Job& running, std::int64_t not_before_us) = 0;
 
   // Finished jobs whose webhook is due at now_us, earliest first, at most `limit`.
   virtual std::vector<WebhookDelivery> due_webhooks(std::int64_t now_us, int limit) = 0;
@@ -146,6 +150,15 @@ class Store {
   // store can be written again: clears write_fault on success, throws StoreUnavailable
   // (and keeps it) on a storage fault.
   virtual void probe_write() {}
+
+  // Several nodes on one store (PostgreSQL). `stop_all` is called, from the store's own
+  // thread, when this node has lost its claim on the jobs it runs, or is about to (it
+  // could not renew its lease in time, or another node has already taken its jobs back):
+  // it must stop them at once. Whatever they report afterwards is refused by the store
+  // (finish and requeue_for_retry return false); another node runs them again. Set it
+  // before the first claim; set an empty function before `stop_all`'s target goes away.
+  // A store of a single node never calls it.
+  virtual void on_lease_lost(std::function<void()> stop_all) { (void)stop_all; }
 };
 
 }  // namespace runq::jobs

@@ -237,9 +237,10 @@ int PostgresStore::delete_finished_before(std::int64_t completed_before_us, int 
   });
 }
 
-bool PostgresStore::requeue_for_retry(const std::string& id, std::int64_t not_before_us) {
+bool PostgresStore::requeue_for_retry(const Job& running, std::int64_t not_before_us) {
   return write([&](Connection& c) {
-    return c.run(s_retry, Params().add(id).add(not_before_us)).affected() == 1;
+    return c.run(s_retry, Params().add(running.id).add(not_before_us).add(running.attempts))
+               .affected() == 1;
   });
 }
 

@@ -105,7 +105,7 @@ const std::array<Statement, s_statement_count>& table() {
     set(s_retry, "retry",
         "UPDATE jobs SET status = 'queued', not_before = $2, error = NULL, progress_pct = 0, "
         "progress_step = NULL, steps_completed = 0, steps_total = NULL "
-        "WHERE id = $1 AND status = 'running'");
+        "WHERE id = $1 AND status = 'running' AND attempts = $3");
     // Retention: the oldest finished jobs first, straight off jobs_completed. SKIP LOCKED:
     // two nodes pruning at once take different rows instead of waiting.
     set(s_delete_finished, "delete_finished",

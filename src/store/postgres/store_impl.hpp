@@ -43,7 +43,7 @@ class PostgresStore final : public Store {
   StatusCounts count_by_status(const std::optional<std::string>& owner) override;
   RequeueCounts requeue_running(int max_attempts) override;
   int delete_finished_before(std::int64_t completed_before_us, int limit) override;
-  bool requeue_for_retry(const std::string& id, std::int64_t not_before_us) override;
+  bool requeue_for_retry(const Job& running, std::int64_t not_before_us) override;
   std::vector<WebhookDelivery> due_webhooks(std::int64_t now_us, int limit) override;
   void webhook_attempted(const std::string& id, bool delivered,
                          std::optional<std::int64_t> next_at_us) override;

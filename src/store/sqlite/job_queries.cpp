@@ -278,9 +278,13 @@ int SqliteStore::delete_finished_before(std::int64_t completed_before_us, int li
   });
 }
 
-bool SqliteStore::requeue_for_retry(const std::string& id, std::int64_t not_before_us) {
+bool SqliteStore::requeue_for_retry(const Job& running, std::int64_t not_before_us) {
   return write([&](Db& db) {
-    Use(db.cached(s_retry, kRetry)).bind(1, id).bind(2, not_before_us).run();
+    Use(db.cached(s_retry, kRetry))
+        .bind(1, running.id)
+        .bind(2, not_before_us)
+        .bind(3, running.attempts)
+        .run();
     return db.changes() == 1;
   });
 }

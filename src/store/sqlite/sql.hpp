@@ -83,7 +83,7 @@ inline constexpr const char* kDeleteFinished =
 inline constexpr const char* kRetry =
     "UPDATE jobs SET status = 'queued', not_before = ?2, error = NULL, progress_pct = 0, "
     "progress_step = NULL, steps_completed = 0, steps_total = NULL "
-    "WHERE id = ?1 AND status = 'running'";
+    "WHERE id = ?1 AND status = 'running' AND attempts = ?3";
 
 // List filters, as bits of a mask; parameters ?1 status, ?2 session_id, ?3 owner,
 // ?4 limit, ?5 offset.
