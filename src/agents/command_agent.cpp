@@ -162,6 +162,7 @@ std::string stop_text(jobs::StopReason r) {
     case jobs::StopReason::cancelled: return "Command stopped: job cancelled";
     case jobs::StopReason::timed_out: return "Command stopped: job timed out";
     case jobs::StopReason::shutdown: return "Command stopped: server shutting down";
+    case jobs::StopReason::lease_lost: return "Command stopped: this node lost its lease";
     case jobs::StopReason::none: break;
   }
   return "Command stopped";

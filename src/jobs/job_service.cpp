@@ -48,9 +48,14 @@ JobService::State::State(jobs::Store& store, jobs::Agent& agent, const ServiceOp
 JobService::JobService(jobs::Store& store, jobs::Agent& agent, ServiceOptions options)
     : store_(store),
       options_(options),
-      state_(std::make_unique<State>(store, agent, options)) {}
+      state_(std::make_unique<State>(store, agent, options)) {
+  store_.on_lease_lost([this] { state_->scheduler.stop_all_for_lost_lease(); });
+}
 
-JobService::~JobService() { stop(); }
+JobService::~JobService() {
+  stop();
+  store_.on_lease_lost({});
+}
 
 void JobService::start() {
   jobs::RequeueCounts rq = store_.requeue_running(options_.max_attempts);

@@ -86,6 +86,15 @@ void Scheduler::stop() {
   workers_.clear();
 }
 
+void Scheduler::stop_all_for_lost_lease() {
+  const auto running = live_.all();
+  if (!running.empty())
+    spdlog::warn("this node lost its lease: stopping its {} running job(s); other nodes "
+                 "run them again",
+                 running.size());
+  for (auto& rj : running) rj->token.cancel(StopReason::lease_lost);
+}
+
 void Scheduler::wake(int n) {
   {
     std::lock_guard lock(mu_);
@@ -213,6 +222,9 @@ void Scheduler::run_job(Job job) {
   const StopReason why = rj->token.reason();
   if (why == StopReason::cancelled)
     ending = ending_cancelled(std::nullopt);
+  else if (why == StopReason::lease_lost)  // not ours any more: nothing can be recorded
+    spdlog::warn("job {}: stopped, this node lost its lease (attempt {} is given up here)",
+                 job.id, job.attempts);
   else if (result.ok)
     ending = ending_succeeded(result.output);
   else if (why == StopReason::timed_out)

@@ -45,6 +45,9 @@ class Scheduler {
   // Step 3: stops every job still running (each goes back to the queue) and joins the
   // workers. Also works without steps 1 and 2.
   void stop();
+  // This node lost its lease on the jobs it runs (several nodes): stops every one of
+  // them without recording anything; another node runs them again.
+  void stop_all_for_lost_lease();
   // New jobs were queued: wake up to `n` idle workers.
   void wake(int n);
   // Jobs whose work is going on right now (a slot is free only once work stopped).

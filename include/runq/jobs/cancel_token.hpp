@@ -8,7 +8,9 @@
 namespace runq::jobs {
 
 // Why a job's work is being stopped. The first reason given wins.
-enum class StopReason { none, cancelled, timed_out, shutdown };
+// lease_lost: several nodes share the store and this one lost its claim on the job
+// (another node runs it again).
+enum class StopReason { none, cancelled, timed_out, shutdown, lease_lost };
 
 // Shared between the worker running a job and whoever wants it stopped (a cancel
 // request, the timeout timer, shutdown). Agents sleep on it or register a callback.
