@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <future>
 #include <map>
 #include <memory>
 #include <random>
@@ -101,7 +102,28 @@ struct FreshDatabase {
   std::unique_ptr<Store> open(const std::string& node = "node-a", int pool = 4) const {
     return open_postgres_store(PostgresOptions{uri, pool, node});
   }
+  // A node with its own lease length (seconds) and max_attempts.
+  std::unique_ptr<Store> open_node(const std::string& node, int lease_s,
+                                   int max_attempts = 3) const {
+    return open_postgres_store(PostgresOptions{uri, 2, node, lease_s, max_attempts});
+  }
+  // A node that died: its lease ran out long ago (as if it had not been renewed).
+  void expire_node(const std::string& node) const {
+    query("UPDATE runq_nodes SET last_seen = now() - interval '2 hours' WHERE name = '" +
+          node + "'");
+  }
 };
+
+// Polls `done` until it is true or `limit` has passed; whether it became true.
+template <class F>
+bool eventually(F done, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
 
 Job make_job(const std::string& id, int priority = 0, std::int64_t created = 1000) {
   Job j;
@@ -436,7 +458,7 @@ TEST_F(PgStoreTest, RemoveOnlyTerminalAndFreesKey) {
   // While j1 exists the key replays.
   EXPECT_EQ(insert_one(with_key(make_job("j2"), "k", "h1")).outcome,
             InsertResult::Outcome::replayed);
-  EXPECT_TRUE(store->finish(finished(make_job("j1"), JobStatus::succeeded)));
+  EXPECT_TRUE(store->finish(finished(*store->get("j1"), JobStatus::succeeded)));
   EXPECT_EQ(store->remove("j1"), RemoveOutcome::removed);
   EXPECT_FALSE(store->get("j1"));
   EXPECT_EQ(store->remove("j1"), RemoveOutcome::not_found);
@@ -667,10 +689,19 @@ TEST_F(PgStoreTest, CountByStatus) {
   EXPECT_EQ(carol, (StatusCounts{0, 0, 0, 0, 0}));
 }
 
+// On PostgreSQL requeue_running re-queues only the jobs of nodes whose lease ran out
+// (here a node "dead" whose store is gone). The stores of these tests have a lease of
+// an hour: their own keepers do not rescue anything while the test runs.
 TEST_F(PgStoreTest, RequeueRunningKeepsAttempts) {
+  store = db->open_node("node-a", 3600);
   store->insert({make_job("r1", 1), make_job("r2", 1), make_job("q1")});
-  store->claim_next(10);
-  store->claim_next(11);
+  {
+    auto dead = db->open_node("dead", 3600);
+    dead->claim_next(10);
+    dead->claim_next(11);
+  }
+  EXPECT_EQ(store->requeue_running(0).requeued, 0);  // its lease has not run out yet
+  db->expire_node("dead");
   EXPECT_EQ(store->requeue_running(0).requeued, 2);
   EXPECT_EQ(store->requeue_running(0).requeued, 0);
   auto g = store->get("r1");
@@ -686,16 +717,26 @@ TEST_F(PgStoreTest, RequeueRunningKeepsAttempts) {
 }
 
 TEST_F(PgStoreTest, RequeueRunningFailsJobsInterruptedTooOften) {
+  store = db->open_node("node-a", 3600);
   store->insert({make_job("a"), make_job("b"), make_job("q")});
-  store->claim_next(10);  // a: 1 start
-  store->claim_next(10);  // b: 1 start
+  // Each round, a node claims and dies.
+  auto claim_and_die = [&](const std::string& node, int n, std::int64_t at) {
+    auto dead = db->open_node(node, 3600);
+    for (int i = 0; i < n; ++i) ASSERT_TRUE(dead->claim_next(at));
+    dead.reset();
+    db->expire_node(node);
+  };
+  claim_and_die("dead1", 2, 10);  // a, b: 1 start
   EXPECT_EQ(store->requeue_running(0).requeued, 2);
-  store->claim_next(11);  // a: 2
-  store->claim_next(11);  // b: 2
+  claim_and_die("dead2", 2, 11);  // a, b: 2
   auto rc = store->requeue_running(3);  // under the limit: both back
   EXPECT_EQ(rc.requeued, 2);
   EXPECT_EQ(rc.failed, 0);
-  ASSERT_EQ(store->claim_next(12)->id, "a");  // a: 3
+  {
+    auto dead = db->open_node("dead3", 3600);
+    ASSERT_EQ(dead->claim_next(12)->id, "a");  // a: 3
+  }
+  db->expire_node("dead3");
   rc = store->requeue_running(3);
   EXPECT_EQ(rc.failed, 1);
   EXPECT_EQ(rc.requeued, 0);
@@ -732,8 +773,7 @@ TEST_F(PgStoreTest, DeleteFinishedBeforeKeepsJobsWithPendingWebhooks) {
   Job j = make_job("hooked");
   j.webhook_url = "http://127.0.0.1:9/hook";
   insert_one(j);
-  store->claim_next(10);
-  ASSERT_TRUE(store->finish(finished(make_job("hooked"), JobStatus::succeeded, 100)));
+  ASSERT_TRUE(store->finish(finished(*store->claim_next(10), JobStatus::succeeded, 100)));
   EXPECT_EQ(store->delete_finished_before(1000, 10), 0);
   EXPECT_TRUE(store->get("hooked"));
 }
@@ -870,8 +910,14 @@ TEST_F(PgStoreTest, ClaimHonoursNotBeforeAndRecordsTheNode) {
   auto c = store->claim_next(100);
   ASSERT_TRUE(c);
   EXPECT_EQ(c->id, "first");
-  EXPECT_EQ(db->query("SELECT lease_node FROM jobs WHERE id = 'first'"), "node-a");
+  // lease_node: this start of the node ("name:random"); node: its name.
+  EXPECT_EQ(db->query("SELECT lease_node LIKE 'node-a:%' FROM jobs WHERE id = 'first'"), "t");
+  EXPECT_EQ(db->query("SELECT lease_node FROM jobs WHERE id = 'first'"),
+            db->query("SELECT lease_id FROM runq_nodes WHERE name = 'node-a'"));
+  EXPECT_EQ(c->node, "node-a");
+  EXPECT_EQ(store->get_status("first")->node, "node-a");
   EXPECT_EQ(db->query("SELECT lease_node FROM jobs WHERE id = 'second'"), "NULL");
+  EXPECT_FALSE(store->get("second")->node);
   // A retry waits for its time, and the job behind it goes first meanwhile.
   Job stale = *c;
   stale.attempts = 0;
@@ -909,7 +955,11 @@ TEST_F(PgStoreTest, WebhooksDueAttemptedAndNext) {
   EXPECT_EQ(due[0].attempts, 0);
   EXPECT_EQ(due[0].job.prompt, "prompt of b");  // whole
   EXPECT_EQ(due[1].job.id, "a");
-  EXPECT_EQ(store->due_webhooks(1000, 1).size(), 1u);
+  // Claimed: not handed out again (to this node or another) for a while...
+  EXPECT_TRUE(store->due_webhooks(1000, 10).empty());
+  EXPECT_EQ(store->next_webhook_at(), 1000 + 60'000'000);
+  // ...unless nothing was recorded for them meanwhile (the node died while delivering).
+  EXPECT_EQ(store->due_webhooks(1000 + 60'000'000, 1).size(), 1u);
 
   store->webhook_attempted("b", false, 5000);  // failed: again at 5000
   store->webhook_attempted("a", true, std::nullopt);
@@ -950,7 +1000,7 @@ TEST_F(PgStoreTest, NoWriteFaultWhenHealthyAndTheProbeWrites) {
 }
 
 TEST_F(PgStoreTest, SchemaIsVersionedAndTheQueueTableVacuumsEarly) {
-  EXPECT_EQ(db->query("SELECT version FROM runq_schema"), "1");
+  EXPECT_EQ(db->query("SELECT version FROM runq_schema"), "2");
   const std::string options = db->query(
       "SELECT array_to_string(reloptions, ',') FROM pg_class WHERE relname = 'jobs'");
   EXPECT_NE(options.find("autovacuum_vacuum_scale_factor=0.02"), std::string::npos) << options;
@@ -1081,7 +1131,7 @@ TEST_F(PgStoreTest, NodesStartingTogetherOnAFreshDatabaseAllOpen) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(opened.load(), 4);
-  EXPECT_EQ(fresh.query("SELECT version FROM runq_schema"), "1");  // one row
+  EXPECT_EQ(fresh.query("SELECT version FROM runq_schema"), "2");  // one row
   EXPECT_EQ(fresh.query("SELECT count(*) FROM jobs"), "4");
 }
 
@@ -1143,6 +1193,215 @@ TEST_F(PgStoreTest, ConnectionsClosedWhileIdleAreRemadeQuietly) {
   for (int i = 0; i < 8; ++i) EXPECT_TRUE(store->get_status("j"));
   EXPECT_TRUE(store->claim_next(1));
   EXPECT_FALSE(store->write_fault());
+}
+
+// ---- several nodes: leases, fencing, rescue ----------------------------------------
+// Nodes with a lease of 1 s (renewed every 100 ms). The fixture's own store is closed
+// first, so that only the nodes of the test rescue.
+
+std::string job_row(const FreshDatabase& db, const std::string& id) {
+  return db.query("SELECT status || ' ' || attempts || ' ' || coalesce(node, '-') || ' ' || "
+                  "coalesce(lease_node, '-') || ' ' || coalesce(started_at::text, '-') "
+                  "FROM jobs WHERE id = '" + id + "'");
+}
+
+TEST_F(PgStoreTest, LiveNodesKeepTheirJobsDeadNodesJobsRunAgainElsewhere) {
+  store.reset();
+  auto a = db->open_node("alpha", 1);
+  auto b = db->open_node("beta", 1);
+  a->insert({make_job("j")});
+  auto ja = a->claim_next(1);
+  ASSERT_TRUE(ja);
+  EXPECT_EQ(ja->node, "alpha");
+  const std::string lease_a = db->query("SELECT lease_id FROM runq_nodes WHERE name = 'alpha'");
+  // Alpha renews its lease: however long it runs, beta takes nothing.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  EXPECT_EQ(b->requeue_running(3).requeued, 0);
+  EXPECT_EQ(job_row(*db, "j"), "running 1 alpha " + lease_a + " 1");
+  EXPECT_EQ(b->get_status("j")->node, "alpha");  // the same on every node
+
+  // Alpha dies (its store goes away as with kill -9: nothing is cleaned up)...
+  a.reset();
+  EXPECT_EQ(db->query("SELECT count(*) FROM runq_nodes WHERE name = 'alpha'"), "1");
+  EXPECT_EQ(db->query("SELECT status FROM jobs WHERE id = 'j'"), "running");
+  // ...and once its lease has run out, beta's keeper puts its job back in the queue.
+  ASSERT_TRUE(eventually([&] { return b->get_status("j")->status == JobStatus::queued; }));
+  EXPECT_EQ(job_row(*db, "j"), "queued 1 - - -");
+  EXPECT_EQ(db->query("SELECT count(*) FROM runq_nodes WHERE name = 'alpha'"), "0");
+  auto jb = b->claim_next(2);
+  ASSERT_TRUE(jb);
+  EXPECT_EQ(jb->id, "j");
+  EXPECT_EQ(jb->attempts, 2);
+  EXPECT_EQ(jb->node, "beta");
+  Job done = *jb;
+  done.status = JobStatus::succeeded;
+  EXPECT_TRUE(b->finish(done));
+}
+
+// Alpha loses its lease while it runs (another node ended it): it is told to stop, its
+// late writes of the old attempts are refused, and it goes on with a new lease.
+TEST_F(PgStoreTest, ANodeThatLostItsLeaseStopsAndItsLateWritesAreRefused) {
+  store.reset();
+  std::promise<void> stopped;
+  std::atomic<int> stop_calls{0};
+  auto a = db->open_node("alpha", 1);
+  auto b = db->open_node("beta", 1);
+  a->on_lease_lost([&] {
+    if (stop_calls.fetch_add(1) == 0) stopped.set_value();
+  });
+  a->insert({make_job("j"), make_job("k")});
+  auto ja = a->claim_next(1);
+  auto ka = a->claim_next(1);
+  ASSERT_TRUE(ja && ka);
+  db->query("DELETE FROM runq_nodes WHERE name = 'alpha'");  // as a rescuer does
+  ASSERT_EQ(stopped.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  ASSERT_TRUE(eventually([&] {
+    return b->get_status("j")->status == JobStatus::queued &&
+           b->get_status("k")->status == JobStatus::queued;
+  }));
+  auto jb = b->claim_next(2);
+  ASSERT_TRUE(jb);
+  ASSERT_EQ(jb->id, "j");
+  const std::string before = job_row(*db, "j");
+  EXPECT_EQ(before.substr(0, 18), "running 2 beta bet") << before;
+
+  Job late = finished(*ja, JobStatus::succeeded);
+  late.result = "late";
+  EXPECT_FALSE(a->finish(late));  // beta runs attempt 2 now
+  EXPECT_FALSE(a->requeue_for_retry(*ja, 0));
+  EXPECT_EQ(job_row(*db, "j"), before);
+  EXPECT_FALSE(a->get("j")->result);
+  // k is queued again, not yet claimed: a late end is refused all the same.
+  EXPECT_FALSE(a->finish(finished(*ka, JobStatus::failed)));
+  EXPECT_FALSE(a->requeue_for_retry(*ka, 0));
+  EXPECT_EQ(job_row(*db, "k"), "queued 1 - - -");
+
+  // Alpha took a new lease and works on; its writes name that lease.
+  EXPECT_EQ(db->query("SELECT count(*) FROM runq_nodes WHERE name = 'alpha'"), "1");
+  auto k2 = a->claim_next(3);
+  ASSERT_TRUE(k2);
+  EXPECT_EQ(k2->attempts, 2);
+  EXPECT_TRUE(a->finish(finished(*k2, JobStatus::succeeded)));
+  Job done_b = finished(*jb, JobStatus::succeeded);
+  EXPECT_TRUE(b->finish(done_b));
+  EXPECT_EQ(stop_calls.load(), 1);
+  a->on_lease_lost({});
+}
+
+// The database cannot be reached: the node stops its jobs before its lease runs out,
+// and takes a new lease when it is back; the jobs of the old one run again.
+TEST_F(PgStoreTest, ANodeCutOffFromTheDatabaseStopsItsJobsBeforeItsLeaseRunsOut) {
+  store.reset();
+  std::promise<void> stopped;
+  std::atomic<int> stop_calls{0};
+  auto a = db->open_node("alpha", 1);
+  a->on_lease_lost([&] {
+    if (stop_calls.fetch_add(1) == 0) stopped.set_value();
+  });
+  a->insert({make_job("j")});
+  auto ja = a->claim_next(1);
+  ASSERT_TRUE(ja);
+  const auto cut = std::chrono::steady_clock::now();
+  raw_query(db->admin, "ALTER DATABASE " + db->name + " ALLOW_CONNECTIONS false");
+  raw_query(db->admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                       "datname = '" + db->name + "' AND pid <> pg_backend_pid()");
+  ASSERT_EQ(stopped.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  // The last renewal began at most 100 ms before the cut; stop by lease - margin after it.
+  EXPECT_LT(std::chrono::steady_clock::now() - cut, std::chrono::milliseconds(1000));
+  raw_query(db->admin, "ALTER DATABASE " + db->name + " ALLOW_CONNECTIONS true");
+  ASSERT_TRUE(eventually([&] {
+    try {
+      return a->get_status("j")->status == JobStatus::queued;
+    } catch (const StoreUnavailable&) {
+      return false;
+    }
+  }));
+  EXPECT_FALSE(a->finish(finished(*ja, JobStatus::succeeded)));
+  auto again = a->claim_next(2);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->attempts, 2);
+  EXPECT_TRUE(a->finish(finished(*again, JobStatus::succeeded)));
+  EXPECT_EQ(stop_calls.load(), 1);
+  a->on_lease_lost({});
+}
+
+TEST_F(PgStoreTest, RescuedJobsThatStartedMaxAttemptsTimesFail) {
+  store.reset();
+  auto b = db->open_node("beta", 1, /*max_attempts=*/2);
+  Job hooked = make_job("hooked");
+  hooked.attempts = 1;  // started once before
+  hooked.webhook_url = "http://127.0.0.1:9/hook";
+  b->insert({hooked, make_job("fresh")});
+  {
+    auto a = db->open_node("alpha", 1);
+    ASSERT_EQ(a->claim_next(1)->attempts, 2);
+    ASSERT_EQ(a->claim_next(1)->attempts, 1);
+  }  // alpha dies
+  ASSERT_TRUE(eventually([&] {
+    return b->get_status("hooked")->status == JobStatus::failed &&
+           b->get_status("fresh")->status == JobStatus::queued;
+  }));
+  auto f = b->get("hooked");
+  EXPECT_EQ(f->error, "Job interrupted 2 times (the server stopped while it ran); giving up");
+  EXPECT_TRUE(f->completed_at_us);
+  EXPECT_EQ(f->attempts, 2);
+  EXPECT_EQ(f->node, "alpha");  // where it last ran
+  EXPECT_TRUE(b->next_webhook_at());  // its webhook is due
+  EXPECT_EQ(b->get_status("fresh")->attempts, 1);
+}
+
+TEST_F(PgStoreTest, TwoNodesAskingForDueWebhooksNeverGetTheSameOne) {
+  constexpr int kJobs = 60;
+  std::vector<Job> batch;
+  for (int i = 0; i < kJobs; ++i) {
+    Job j = make_job("w" + std::to_string(i));
+    j.webhook_url = "http://127.0.0.1:9/w";
+    batch.push_back(j);
+  }
+  store->insert(batch);
+  for (const Job& j : batch) ASSERT_TRUE(store->finish(finished(j, JobStatus::succeeded, 100)));
+  auto b = db->open("node-b", 2);
+  std::vector<std::vector<std::string>> got(4);
+  std::barrier sync(4);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      Store& s = t % 2 ? *b : *store;
+      sync.arrive_and_wait();
+      while (true) {
+        auto due = s.due_webhooks(1000, 3);
+        if (due.empty()) break;
+        for (auto& d : due) got[t].push_back(d.job.id);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::map<std::string, int> times;
+  for (auto& v : got)
+    for (auto& id : v) ++times[id];
+  EXPECT_EQ(times.size(), static_cast<std::size_t>(kJobs));
+  for (auto& [id, n] : times) EXPECT_EQ(n, 1) << id << " handed out " << n << " times";
+  EXPECT_TRUE(b->due_webhooks(1000, 100).empty());
+}
+
+// A database of schema version 1 (one node, before leases) is migrated on open; its
+// data is kept, and a job it left running (no lease) is re-queued at start-up.
+TEST_F(PgStoreTest, SchemaVersion1MigratesToVersion2) {
+  store->insert({make_job("old"), make_job("was-running")});
+  store->claim_next(1);
+  store.reset();
+  db->query("ALTER TABLE jobs DROP COLUMN node; DROP TABLE runq_nodes; "
+            "UPDATE runq_schema SET version = 1; "
+            "UPDATE jobs SET lease_node = 'node-a' WHERE id = 'was-running'");
+  store = db->open_node("node-a", 3600);
+  EXPECT_EQ(db->query("SELECT version FROM runq_schema"), "2");
+  EXPECT_EQ(db->query("SELECT count(*) FROM information_schema.columns WHERE "
+                      "table_name = 'jobs' AND column_name = 'node'"),
+            "1");
+  EXPECT_EQ(db->query("SELECT count(*) FROM runq_nodes"), "1");
+  EXPECT_TRUE(store->get("old"));
+  EXPECT_EQ(store->requeue_running(3).requeued, 1);
+  EXPECT_EQ(store->get_status("was-running")->status, JobStatus::queued);
 }
 
 }  // namespace

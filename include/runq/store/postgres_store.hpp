@@ -1,4 +1,5 @@
 #pragma once
+#include "runq/jobs/defaults.hpp"
 #include "runq/jobs/store.hpp"
 
 #include <algorithm>
@@ -16,6 +17,11 @@ struct PostgresOptions {
   std::string uri;                 // libpq URI: postgresql://user:pass@host:port/db?...
   int pool_size = kDefaultDbPool;  // connections in this node's pool (>= 1)
   std::string node_name;           // this node's name, recorded on the jobs it claims
+  // Several nodes: this node's lease on the jobs it runs lasts this long unless renewed
+  // (>= 1); the jobs of a node whose lease ran out run again elsewhere, or fail once they
+  // have started max_attempts times (> 0; 0: never).
+  int lease_seconds = 30;
+  int max_attempts = jobs::defaults::kMaxAttempts;
 };
 
 // "postgresql://..." or "postgres://...": a PostgreSQL store; anything else is a SQLite

@@ -126,9 +126,10 @@ std::optional<Job> PostgresStore::claim_next(std::int64_t now_us) {
 }
 
 std::vector<Job> PostgresStore::claim_many(std::int64_t now_us, int n) {
-  if (n <= 0) return {};
+  // Without a lease (lost, not yet taken again) this node starts nothing.
+  if (n <= 0 || !keeper_->holds_lease()) return {};
   return write([&](Connection& c) {
-    Result r = c.run(s_claim, Params().add(now_us).add(node_name_).add(n));
+    Result r = c.run(s_claim, Params().add(now_us).add(keeper_->lease_id()).add(n).add(node_name_));
     std::vector<Job> out;
     out.reserve(static_cast<std::size_t>(r.rows()));
     for (int i = 0; i < r.rows(); ++i) out.push_back(read_job(r, i, true));
@@ -161,6 +162,7 @@ bool PostgresStore::finish(const Job& job) {
       .add(job.agent_id);
   if (job.metrics.is_null()) p.null();
   else p.add(util::json_text(job.metrics));
+  p.add(job.attempts).add(keeper_->lease_id());  // fencing: this node's attempt only
   return write([&](Connection& c) { return c.run(s_finish, p).affected() == 1; });
 }
 
@@ -197,7 +199,7 @@ ListPage PostgresStore::list(const ListQuery& q) {
     ListPage page;
     page.jobs.reserve(static_cast<std::size_t>(r.rows()));
     for (int i = 0; i < r.rows(); ++i) {
-      page.total = r.i64(i, c_request_hash + 1);  // after the row's columns
+      page.total = r.i64(i, kListTotalCol);
       if (!r.is_null(i, c_seq)) page.jobs.push_back(read_job(r, i, false));
     }
     return page;
@@ -216,18 +218,10 @@ StatusCounts PostgresStore::count_by_status(const std::optional<std::string>& ow
   });
 }
 
+// Several nodes share the database: only the jobs of nodes whose lease has run out are
+// re-queued (never a live node's), as the lease keepers do all the time.
 RequeueCounts PostgresStore::requeue_running(int max_attempts) {
-  return write([&](Connection& c) {
-    RequeueCounts counts;
-    Transaction txn(c);
-    if (max_attempts > 0) {
-      counts.failed = static_cast<int>(
-          c.run(s_requeue_fail, Params().add(util::now_us()).add(max_attempts)).affected());
-    }
-    counts.requeued = static_cast<int>(c.run(s_requeue, {}).affected());
-    txn.commit();
-    return counts;
-  });
+  return write([&](Connection& c) { return rescue_expired(c, keeper_->lease(), max_attempts); });
 }
 
 int PostgresStore::delete_finished_before(std::int64_t completed_before_us, int limit) {
@@ -239,7 +233,11 @@ int PostgresStore::delete_finished_before(std::int64_t completed_before_us, int 
 
 bool PostgresStore::requeue_for_retry(const Job& running, std::int64_t not_before_us) {
   return write([&](Connection& c) {
-    return c.run(s_retry, Params().add(running.id).add(not_before_us).add(running.attempts))
+    return c.run(s_retry, Params()
+                              .add(running.id)
+                              .add(not_before_us)
+                              .add(running.attempts)
+                              .add(keeper_->lease_id()))
                .affected() == 1;
   });
 }

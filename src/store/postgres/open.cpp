@@ -35,8 +35,21 @@ PostgresStore::PostgresStore(const PostgresOptions& options)
     }
     pool_.add(std::move(c));
   }
-  spdlog::info("postgresql store at {}: {} connections, node '{}'", settings_.where, size,
-               node_name_);
+  try {
+    keeper_ = std::make_unique<LeaseKeeper>(options);
+  } catch (const std::exception& e) {
+    throw std::runtime_error("cannot use PostgreSQL database at " + settings_.where +
+                             ": cannot take a lease: " + e.what());
+  }
+  spdlog::info("postgresql store at {}: {} connections, node '{}', lease {} ({} s)",
+               settings_.where, size, node_name_, keeper_->lease_id(),
+               keeper_->lease().count() / 1000);
+}
+
+PostgresStore::~PostgresStore() = default;
+
+void PostgresStore::on_lease_lost(std::function<void()> stop_all) {
+  keeper_->on_lease_lost(std::move(stop_all));
 }
 
 }  // namespace postgres

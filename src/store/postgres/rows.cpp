@@ -54,6 +54,7 @@ Job read_job(const Result& r, int row, bool whole) {
   j.owner = r.text(row, c_owner);
   j.idempotency_key = r.opt_text(row, c_idempotency_key);
   j.request_hash = r.text(row, c_request_hash);
+  j.node = r.opt_text(row, c_node);
   if (whole) {
     j.prompt = r.text(row, c_prompt);
     j.agent_yaml = r.opt_text(row, c_agent_yaml);
@@ -94,6 +95,7 @@ Params insert_params(const Job& j) {
       .add(j.owner)
       .add(j.idempotency_key)
       .add(j.request_hash)
+      .add(j.node)
       .add(j.prompt)
       .add(j.agent_yaml)
       .add(j.result)

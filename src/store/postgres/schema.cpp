@@ -97,6 +97,20 @@ CREATE TABLE store_probe (
 );
 )sql";
 
+// Version 2: several nodes. Each node's lease is a row of runq_nodes, renewed by the
+// node (last_seen, by the database's clock); lease_id is new at every start of a node,
+// `name` is what users see. jobs.lease_node is the lease id of the claim, jobs.node
+// the name of the node that runs or last ran the job.
+constexpr const char* kSchemaV2 = R"sql(
+ALTER TABLE jobs ADD COLUMN node text;
+CREATE TABLE runq_nodes (
+  lease_id   text        PRIMARY KEY,
+  name       text        NOT NULL,
+  started_at timestamptz NOT NULL DEFAULT now(),
+  last_seen  timestamptz NOT NULL DEFAULT now()
+) WITH (fillfactor = 50);  -- renewed all the time: room for HOT updates
+)sql";
+
 int schema_version(Connection& c) {
   c.exec("CREATE TABLE IF NOT EXISTS runq_schema (version integer NOT NULL)");
   Result r = c.exec("SELECT max(version) FROM runq_schema");
@@ -113,7 +127,7 @@ void migrate_locked(Connection& c) {
   if (v == kSchemaVersion) return;
   Transaction txn(c);
   if (v < 1) c.exec(kSchemaV1);
-  // Future: if (v < 2) c.exec(kSchemaV2);
+  if (v < 2) c.exec(kSchemaV2);
   c.exec(("DELETE FROM runq_schema; INSERT INTO runq_schema (version) VALUES (" +
           std::to_string(kSchemaVersion) + ")")
              .c_str());

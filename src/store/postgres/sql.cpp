@@ -18,6 +18,48 @@ namespace {
   "freed AS (DELETE FROM idempotency_keys k USING gone WHERE k.owner = gone.owner " \
   "AND k.key = gone.idempotency_key AND k.job_id = gone.id) "
 
+// A running job's write names its attempt ($a) and this node's lease ($l): 0 rows if
+// the job was taken away (see the fencing in lease.cpp). Opens a parenthesis.
+#define RUNQ_PG_OURS(a, l) \
+  "((status = 'running' AND attempts = " a " AND lease_node = " l ")"
+// The running job's lease is gone: no node holds it any more, or its holder has not
+// renewed it for $ms milliseconds (by the database's clock).
+#define RUNQ_PG_LEASE_GONE(ms)                                                           \
+  "NOT EXISTS (SELECT 1 FROM runq_nodes n WHERE n.lease_id = jobs.lease_node AND "      \
+  "n.last_seen >= now() - " ms "::double precision * interval '1 millisecond')"
+#define RUNQ_PG_STR2(x) #x
+#define RUNQ_PG_STR(x) RUNQ_PG_STR2(x)
+
+// Leases (lease.cpp): $1 lease id, $2 name; lease lengths are milliseconds. Every time is
+// the database's (now()), so the nodes' clocks need not agree.
+template <class Set>
+void lease_statements(Set& set) {
+  set(s_node_insert, "node_insert", "INSERT INTO runq_nodes (lease_id, name) VALUES ($1, $2)");
+  // An expired lease is never renewed, even if no other node has noticed yet: its jobs
+  // are as good as gone.
+  set(s_node_renew, "node_renew",
+      "UPDATE runq_nodes SET last_seen = now() WHERE lease_id = $1 AND "
+      "last_seen >= now() - $2::double precision * interval '1 millisecond'");
+  set(s_rescue_lock, "rescue_lock", "SELECT pg_try_advisory_xact_lock(8247619724209291266)");
+  // Ends the expired leases first: the DELETE locks their rows, so a renewal in flight
+  // either commits first (and the row is re-checked and kept) or finds nothing (and its
+  // node learns it has lost the lease).
+  set(s_rescue_expire, "rescue_expire",
+      "DELETE FROM runq_nodes WHERE "
+      "last_seen < now() - $1::double precision * interval '1 millisecond' "
+      "RETURNING name, lease_id");
+  // Each re-checks the lease in its own WHERE, and status = 'running' is re-checked on
+  // a row changed meanwhile: a job that has just ended is never overwritten (River #1302).
+  set(s_rescue_fail, "rescue_fail",
+      "UPDATE jobs SET status = 'failed', completed_at = $1, lease_node = NULL, "
+      "error = 'Job interrupted ' || attempts || ' times (the server stopped while it ran); "
+      "giving up', " RUNQ_PG_WEBHOOK_DUE("$1::bigint") " WHERE status = 'running' AND "
+      "attempts >= $2 AND " RUNQ_PG_LEASE_GONE("$3"));
+  set(s_rescue_requeue, "rescue_requeue",
+      "UPDATE jobs SET status = 'queued', started_at = NULL, lease_node = NULL, node = NULL "
+      "WHERE status = 'running' AND " RUNQ_PG_LEASE_GONE("$1"));
+}
+
 constexpr unsigned kText = 25, kInt8 = 20;  // type OIDs (pg_type)
 constexpr unsigned kListTypes[] = {kText, kText, kText, kInt8, kInt8};
 
@@ -59,7 +101,7 @@ const std::array<Statement, s_statement_count>& table() {
     set(s_insert_job, "insert_job",
         "INSERT INTO jobs (" RUNQ_PG_COLS_STATUS ", " RUNQ_PG_COLS_HEAVY ") VALUES ($1, $2, "
         "$3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, "
-        "$21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32) RETURNING seq");
+        "$21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33) RETURNING seq");
     set(s_find_key, "find_key",
         "SELECT job_id, request_hash FROM idempotency_keys WHERE owner = $1 AND key = $2");
     // Waits for another transaction inserting the same key; inserts nothing if that one
@@ -71,17 +113,24 @@ const std::array<Statement, s_statement_count>& table() {
         "DELETE FROM idempotency_keys WHERE owner = $1 AND key = $2 AND job_id = $3");
     // River's and Oban's claim: the first entries of the partial index jobs_claim that no
     // other transaction holds (SKIP LOCKED: claimers on other nodes never wait for each
-    // other, and never take the same row). The locking CTE runs exactly once.
+    // other, and never take the same row). The locking CTE runs exactly once. $2 is this
+    // node's lease id, $4 its name.
     set(s_claim, "claim",
         "WITH next AS (SELECT seq AS next_seq FROM jobs WHERE status = 'queued' "
         "AND not_before <= $1 ORDER BY priority DESC, seq LIMIT $3 FOR UPDATE SKIP LOCKED) "
         "UPDATE jobs SET status = 'running', started_at = $1, attempts = attempts + 1, "
-        "lease_node = $2 FROM next WHERE jobs.seq = next.next_seq RETURNING " RUNQ_PG_ROW_WHOLE);
+        "lease_node = $2, node = $4 FROM next WHERE jobs.seq = next.next_seq "
+        "RETURNING " RUNQ_PG_ROW_WHOLE);
+    // A running job is ended only by the node that runs that attempt ($14 attempts, $15
+    // lease id). A queued job only if it never started: one that did (re-queued after
+    // its node's lease ran out, or waiting for a retry) may still be reported on late by
+    // the node that ran it, and that report must not end it.
     set(s_finish, "finish",
         "UPDATE jobs SET status = $2, result = $3, error = $4, progress_pct = $5, "
         "progress_step = $6, steps_completed = $7, steps_total = $8, completed_at = $9, "
         "events_json = $10, run_id = $11, agent_id = $12, metrics = $13, "
-        RUNQ_PG_WEBHOOK_DUE("$9::bigint") " WHERE id = $1 AND status IN ('queued', 'running')");
+        RUNQ_PG_WEBHOOK_DUE("$9::bigint") " WHERE id = $1 AND " RUNQ_PG_OURS("$14", "$15")
+        " OR (status = 'queued' AND attempts = 0))");
     set(s_cancel, "cancel",
         "UPDATE jobs SET status = 'cancelled', completed_at = $2, error = $3, "
         "events_json = $4, " RUNQ_PG_WEBHOOK_DUE("$2::bigint")
@@ -94,18 +143,10 @@ const std::array<Statement, s_statement_count>& table() {
     set(s_count_all, "count_all", "SELECT status, count(*) FROM jobs GROUP BY status");
     set(s_count_owner, "count_owner",
         "SELECT status, count(*) FROM jobs WHERE owner = $1 GROUP BY status");
-    set(s_requeue, "requeue",
-        "UPDATE jobs SET status = 'queued', started_at = NULL WHERE status = 'running'");
-    // Crash recovery: a job that has started max_attempts ($2) times and was interrupted
-    // again fails instead of looping forever.
-    set(s_requeue_fail, "requeue_fail",
-        "UPDATE jobs SET status = 'failed', completed_at = $1, error = 'Job interrupted ' "
-        "|| attempts || ' times (the server stopped while it ran); giving up', "
-        RUNQ_PG_WEBHOOK_DUE("$1::bigint") " WHERE status = 'running' AND attempts >= $2");
     set(s_retry, "retry",
         "UPDATE jobs SET status = 'queued', not_before = $2, error = NULL, progress_pct = 0, "
         "progress_step = NULL, steps_completed = 0, steps_total = NULL "
-        "WHERE id = $1 AND status = 'running' AND attempts = $3");
+        "WHERE id = $1 AND " RUNQ_PG_OURS("$3", "$4") ")");
     // Retention: the oldest finished jobs first, straight off jobs_completed. SKIP LOCKED:
     // two nodes pruning at once take different rows instead of waiting.
     set(s_delete_finished, "delete_finished",
@@ -114,9 +155,15 @@ const std::array<Statement, s_statement_count>& table() {
         "FOR UPDATE SKIP LOCKED), gone AS (DELETE FROM jobs USING doomed WHERE jobs.seq = "
         "doomed.seq RETURNING jobs.id, jobs.idempotency_key, jobs.owner), " RUNQ_PG_FREE_KEYS
         "SELECT count(*) FROM gone");
+    // Claims the due deliveries (several nodes never take the same one): they are due
+    // again only after kWebhookClaimUs, unless webhook_attempted says otherwise first,
+    // so a node that dies while delivering leaves its deliveries to another.
     set(s_due_webhooks, "due_webhooks",
-        "SELECT " RUNQ_PG_ROW_WHOLE ", webhook_attempts FROM jobs WHERE webhook_state = 1 "
-        "AND webhook_next_at <= $1 ORDER BY webhook_next_at LIMIT $2");
+        "WITH due AS (SELECT seq AS due_seq, webhook_next_at AS was_due FROM jobs "
+        "WHERE webhook_state = 1 AND webhook_next_at <= $1 ORDER BY webhook_next_at "
+        "LIMIT $2 FOR UPDATE SKIP LOCKED) UPDATE jobs SET webhook_next_at = $1::bigint + "
+        RUNQ_PG_STR(RUNQ_PG_WEBHOOK_CLAIM_US) " FROM due WHERE jobs.seq = due.due_seq "
+        "RETURNING " RUNQ_PG_ROW_WHOLE ", webhook_attempts, was_due");
     set(s_webhook_attempted, "webhook_attempted",
         "UPDATE jobs SET webhook_state = $2, webhook_attempts = webhook_attempts + 1, "
         "webhook_next_at = $3 WHERE id = $1");
@@ -125,6 +172,7 @@ const std::array<Statement, s_statement_count>& table() {
     set(s_probe, "probe",
         "INSERT INTO store_probe (id, at) VALUES (1, $1) "
         "ON CONFLICT (id) DO UPDATE SET at = excluded.at");
+    lease_statements(set);
     static const char* const kListNames[8] = {"list0", "list1", "list2", "list3",
                                               "list4", "list5", "list6", "list7"};
     for (unsigned m = 0; m < 8; ++m) {

@@ -2,6 +2,7 @@
 // Private to the PostgreSQL store: its statements (prepared once per connection) and the
 // layout of the rows they return. (The schema itself is in schema.cpp.)
 #include <cstddef>
+#include <cstdint>
 
 namespace runq::store::postgres {
 
@@ -11,7 +12,7 @@ namespace runq::store::postgres {
   "id, status, progress_pct, progress_step, steps_completed, steps_total, created_at, "  \
   "started_at, completed_at, agent_id, run_id, session_id, error, attempts, agent_file, " \
   "recipe_name, recipe_config, config, framework, webhook_url, timeout_s, priority, "     \
-  "metadata, max_retries, owner, idempotency_key, request_hash"
+  "metadata, max_retries, owner, idempotency_key, request_hash, node"
 #define RUNQ_PG_COLS_HEAVY "prompt, agent_yaml, result, events_json, metrics"
 #define RUNQ_PG_ROW_STATUS "seq, " RUNQ_PG_COLS_STATUS
 #define RUNQ_PG_ROW_WHOLE "seq, " RUNQ_PG_COLS_STATUS ", " RUNQ_PG_COLS_HEAVY
@@ -21,19 +22,28 @@ enum Col : int {
   c_created_at, c_started_at, c_completed_at, c_agent_id, c_run_id, c_session_id, c_error,
   c_attempts, c_agent_file, c_recipe_name, c_recipe_config, c_config, c_framework,
   c_webhook_url, c_timeout_s, c_priority, c_metadata, c_max_retries, c_owner,
-  c_idempotency_key, c_request_hash,
+  c_idempotency_key, c_request_hash, c_node,
   // heavy columns, only in whole rows
   c_prompt, c_agent_yaml, c_result, c_events_json, c_metrics,
   c_count
 };
+// A list row: the status row, then the total.
+inline constexpr int kListTotalCol = c_node + 1;
+
+// due_webhooks claims the deliveries it returns for this long (another node takes them
+// after it, if webhook_attempted has not said what became of them).
+#define RUNQ_PG_WEBHOOK_CLAIM_US 60000000
+inline constexpr std::int64_t kWebhookClaimUs = RUNQ_PG_WEBHOOK_CLAIM_US;
 
 // The prepared statements, by index into statements() (sql.cpp).
 enum Sql : std::size_t {
   s_get_whole, s_get_status,
   s_insert_job, s_find_key, s_take_key, s_delete_stale_key,
   s_claim, s_finish, s_cancel, s_remove, s_exists,
-  s_count_all, s_count_owner, s_requeue, s_requeue_fail, s_retry, s_delete_finished,
+  s_count_all, s_count_owner, s_retry, s_delete_finished,
   s_due_webhooks, s_webhook_attempted, s_next_webhook, s_probe,
+  // leases (lease.cpp)
+  s_node_insert, s_node_renew, s_rescue_lock, s_rescue_expire, s_rescue_fail, s_rescue_requeue,
   s_list_base,                     // + filter mask (8 variants)
   s_statement_count = s_list_base + 8,
 };

@@ -1,15 +1,17 @@
 #pragma once
 // Private to the PostgreSQL store: the Store implementation. Its methods are defined by
 // theme: open.cpp (connecting, the schema), job_queries.cpp (jobs), webhook_queries.cpp
-// (webhooks), write_path.cpp (faults, the probe).
+// (webhooks), write_path.cpp (faults, the probe), lease.cpp (the node's lease, the
+// rescue of expired nodes' jobs).
 //
 // Connections: a pool of PostgresOptions::pool_size connections; each call takes a free
 // one (waiting if there is none) for its whole duration, so a transaction stays on one
-// connection. Statements run in autocommit unless a method needs several in one
+// connection. The lease keeper has a connection of its own. Statements run in autocommit unless a method needs several in one
 // transaction (insert, requeue_running). Every connection keeps its prepared
 // statements, so the hot paths (get_status, claim_next, finish, insert) only bind and
 // execute.
 #include "conninfo.hpp"
+#include "lease.hpp"
 #include "pool.hpp"
 #include "port_names.hpp"
 #include "runq/store/postgres_store.hpp"
@@ -27,6 +29,8 @@ namespace runq::store::postgres {
 class PostgresStore final : public Store {
  public:
   explicit PostgresStore(const PostgresOptions& options);
+  // Stops the lease keeper; leaves the lease and the jobs as they are (see LeaseKeeper).
+  ~PostgresStore() override;
 
   std::string kind() const override { return "postgresql"; }
   std::vector<InsertResult> insert(const std::vector<Job>& batch,
@@ -50,6 +54,7 @@ class PostgresStore final : public Store {
   std::optional<std::int64_t> next_webhook_at() override;
   std::optional<StoreFault> write_fault() const override;
   void probe_write() override;
+  void on_lease_lost(std::function<void()> stop_all) override;
 
   // Claims up to n queued jobs at once (claim order), as claim_next does one.
   std::vector<Job> claim_many(std::int64_t now_us, int n);
@@ -95,6 +100,7 @@ class PostgresStore final : public Store {
   mutable std::mutex fault_mu_;
   std::optional<StoreFault> fault_;  // guarded by fault_mu_
   std::atomic<bool> faulted_{false};  // fault_ is set: a successful write need not lock
+  std::unique_ptr<LeaseKeeper> keeper_;  // last: stopped first
 };
 
 }  // namespace runq::store::postgres
