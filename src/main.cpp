@@ -100,7 +100,8 @@ int serve(const runq::config::ServeConfig& cfg) {
                                : cfg.check_db == "after-crash" ? StartupCheck::after_crash
                                                                : StartupCheck::full;
     if (postgres)
-      store = runq::store::open_postgres_store({cfg.db, cfg.db_pool, node_name});
+      store = runq::store::open_postgres_store(
+          {cfg.db, cfg.db_pool, node_name, cfg.lease_seconds, cfg.max_attempts});
     else
       store = runq::store::open_sqlite_store(cfg.db, check);
   } catch (const runq::store::DamagedDatabase& e) {
