@@ -35,6 +35,8 @@ class RouterTest : public ::testing::Test {
  protected:
   void start(int workers = 2, api::ApiOptions api_opts = {}, int default_timeout = 3600,
              int max_timeout = 86400, std::int64_t retention_s = 7 * 24 * 3600) {
+    router_.reset();  // a restart: the old service goes before the store it uses
+    service_.reset();
     store_ = store::open_sqlite_store(":memory:");
     jobs::ServiceOptions opts;
     opts.max_concurrent = workers;
