@@ -105,13 +105,14 @@ POSTGRES = Postgres()
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "sqlite_only: about SQLite's own file (deselected on PostgreSQL)")
+    config.addinivalue_line(
+        "markers", "postgresql_only: several nodes on one database (deselected on SQLite)")
 
 
 def pytest_collection_modifyitems(config, items):
-    if STORE != "postgresql":
-        return
-    keep = [i for i in items if i.get_closest_marker("sqlite_only") is None]
-    dropped = [i for i in items if i.get_closest_marker("sqlite_only") is not None]
+    other = "sqlite_only" if STORE == "postgresql" else "postgresql_only"
+    keep = [i for i in items if i.get_closest_marker(other) is None]
+    dropped = [i for i in items if i.get_closest_marker(other) is not None]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep

@@ -1,0 +1,172 @@
+"""Several runq nodes on one PostgreSQL database (API.md "Several nodes"): each job runs
+once, any node answers for any job, and the jobs of a node that is killed or frozen past
+its lease run again elsewhere, its late result discarded. Real processes, a real server.
+"""
+import os
+import signal
+import threading
+from collections import Counter
+
+import httpx
+import pytest
+
+from conftest import get_status, submit, wait_status, wait_until
+
+pytestmark = pytest.mark.postgresql_only
+
+RUNS = "/api/v1/runs"
+RECORD = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "agents",
+                                      "record_run.sh"))
+
+
+@pytest.fixture
+def runs_file(tmp_path):
+    return str(tmp_path / "runs.txt")
+
+
+def recorded(runs_file):
+    """job id -> how many times the agent started it (on any node)."""
+    if not os.path.exists(runs_file):
+        return Counter()
+    with open(runs_file) as f:
+        return Counter(line.split()[0] for line in f if line.strip())
+
+
+def start_nodes(make_server, tmp_path, runs_file, n, *args, sleep=0):
+    """n nodes on one database, each running the recording agent."""
+    db = str(tmp_path / "cluster.db")
+    return [make_server("--agent", "command", "--agent-command", f"{RECORD} {sleep}",
+                        "--node-name", f"node{i}", *args, db=db,
+                        env={"RUNQ_TEST_RUNS_FILE": runs_file})
+            for i in range(n)]
+
+
+def test_each_job_runs_once_and_any_node_answers_for_any_job(make_server, tmp_path, runs_file):
+    nodes = start_nodes(make_server, tmp_path, runs_file, 3, "--max-concurrent", "2",
+                        sleep=0.05)
+    clients = [n.client() for n in nodes]
+    try:
+        ids = []
+        lock = threading.Lock()
+
+        def submitter(k):
+            for i in range(20):
+                job = submit(clients[k], f"job {k}-{i}")
+                with lock:
+                    ids.append(job["job_id"])
+
+        threads = [threading.Thread(target=submitter, args=(k,)) for k in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(set(ids)) == 60
+        ran_on = Counter()
+        for i, job_id in enumerate(ids):
+            c = clients[i % 3]  # asked on any node, not necessarily the one that took it
+            st = wait_status(c, job_id, timeout=60)
+            assert st["status"] == "succeeded", st
+            assert st["attempts"] == 1, st
+            ran_on[st["node"]] += 1
+            # every node tells the same story about it
+            for other in clients:
+                assert get_status(other, job_id)["node"] == st["node"]
+            r = clients[(i + 1) % 3].get(f"{RUNS}/{job_id}/result")
+            assert r.status_code == 200 and r.json()["result"] == f"ran {job_id}", r.text
+        runs = recorded(runs_file)
+        assert set(runs) == set(ids)
+        assert max(runs.values()) == 1, [k for k, v in runs.items() if v > 1]
+        assert len(ran_on) >= 2, ran_on  # the work was shared
+        # the whole cluster's counts, from any node
+        for c in clients:
+            assert c.get("/stats").json()["by_status"]["succeeded"] == 60
+            assert c.get(RUNS, params={"page_size": 1}).json()["total"] == 60
+    finally:
+        for c in clients:
+            c.close()
+
+
+def test_idempotency_key_is_one_job_across_nodes(make_server, tmp_path, runs_file):
+    a, b = start_nodes(make_server, tmp_path, runs_file, 2)
+    with a.client() as ca, b.client() as cb:
+        first = submit(ca, "same", headers={"Idempotency-Key": "k-1"})
+        again = submit(cb, "same", headers={"Idempotency-Key": "k-1"})
+        assert again["job_id"] == first["job_id"]
+        r = cb.post(RUNS, json={"prompt": "other"}, headers={"Idempotency-Key": "k-1"})
+        assert r.status_code == 409, r.text
+        wait_status(cb, first["job_id"])
+    assert recorded(runs_file)[first["job_id"]] == 1
+
+
+def test_highest_priority_first_across_the_whole_queue(make_server, tmp_path):
+    """Jobs queued through two nodes run in one global order: priority, then age."""
+    db = str(tmp_path / "cluster.db")
+    a = make_server("--node-name", "a", "--max-concurrent", "1", db=db)
+    with a.client() as ca:
+        long = submit(ca, "long", config={"sleep_seconds": 60})["job_id"]
+        wait_status(ca, long, "running")  # a's only slot, for the whole test
+        b = make_server("--node-name", "b", "--max-concurrent", "1", db=db)
+        with b.client() as cb:
+            short = submit(cb, "short", config={"sleep_seconds": 1.0})["job_id"]
+            wait_status(cb, short, "running")  # b's only slot, for a second
+            priorities = [0, 5, 1, 9, 3, 7]
+            ids = {submit((ca, cb)[i % 2], f"p{p}", priority=p)["job_id"]: p
+                   for i, p in enumerate(priorities)}
+            done = [wait_status(cb, job_id, timeout=30) for job_id in ids]
+            order = [ids[st["job_id"]] for st in sorted(done, key=lambda st: st["started_at"])]
+            assert order == sorted(priorities, reverse=True), order
+            assert {st["node"] for st in done} == {"b"}
+        assert ca.post(f"{RUNS}/{long}/cancel").status_code == 200
+
+
+def test_killed_node_jobs_finish_on_another_node(make_server, tmp_path, runs_file):
+    """kill -9 of the node running a job: after its lease (1 s) the job runs again on
+    the other node (attempts 2) and ends once, with one result."""
+    db = str(tmp_path / "cluster.db")
+    env = {"RUNQ_TEST_RUNS_FILE": runs_file}
+    args = ("--agent", "command", "--agent-command", f"{RECORD} 1.5", "--lease-seconds", "1")
+    a = make_server(*args, "--node-name", "a", db=db, env=env)
+    with a.client() as ca:
+        job_id = submit(ca, "survive")["job_id"]
+        wait_until(lambda: recorded(runs_file)[job_id] == 1, what="the run on a")
+        assert get_status(ca, job_id)["node"] == "a"
+    b = make_server(*args, "--node-name", "b", db=db, env=env)
+    a.kill()
+    with b.client() as cb:
+        st = wait_status(cb, job_id, timeout=30)
+        assert st["status"] == "succeeded", st
+        assert (st["attempts"], st["node"]) == (2, "b"), st
+        assert cb.get(f"{RUNS}/{job_id}/result").json()["result"] == f"ran {job_id}"
+    assert recorded(runs_file)[job_id] == 2
+
+
+def test_frozen_node_past_its_lease_has_its_late_result_discarded(make_server, tmp_path,
+                                                                  runs_file):
+    """SIGSTOP the node running a job for longer than its lease: another node runs the
+    job again; when the frozen node resumes, what it reports is refused."""
+    db = str(tmp_path / "cluster.db")
+    env = {"RUNQ_TEST_RUNS_FILE": runs_file}
+    args = ("--agent", "command", "--lease-seconds", "1")
+    a = make_server(*args, "--agent-command", f"{RECORD} 0.5", "--node-name", "a", db=db,
+                    env=env)
+    with a.client() as ca:
+        job_id = submit(ca, "frozen")["job_id"]
+        wait_until(lambda: recorded(runs_file)[job_id] == 1, what="the run on a")
+    a.proc.send_signal(signal.SIGSTOP)
+    try:
+        b = make_server(*args, "--agent-command", f"{RECORD} 3", "--node-name", "b", db=db,
+                        env=env)
+        with b.client() as cb:
+            wait_until(lambda: recorded(runs_file)[job_id] == 2, timeout=30,
+                       what="the second attempt on b")
+            assert get_status(cb, job_id)["node"] == "b"
+    finally:
+        a.proc.send_signal(signal.SIGCONT)
+    # a wakes up with its 0.5 s run done long ago: its end must not be recorded
+    wait_until(lambda: any("lost its lease" in line for line in a.log), timeout=15,
+               what="a to notice it lost its lease")
+    with a.client() as ca:
+        assert get_status(ca, job_id)["status"] == "running"  # b's attempt, still going
+        st = wait_status(ca, job_id, timeout=30)
+        assert st["status"] == "succeeded" and (st["attempts"], st["node"]) == (2, "b"), st
+    assert recorded(runs_file)[job_id] == 2
