@@ -6,6 +6,7 @@
 #include "runq/util/log.hpp"
 #include "runq/util/time.hpp"
 
+#include <algorithm>
 #include <spdlog/spdlog.h>
 
 namespace runq::jobs {
@@ -75,6 +76,8 @@ void JobService::start() {
   state_->committer = std::thread([this] { commit_loop(); });
   state_->scheduler.start();
   if (options_.retention_s > 0) state_->sweeper = std::thread([this] { sweep_loop(); });
+  if (!options_.node_name.empty())
+    state_->queue_counter = std::thread([this] { queue_count_loop(); });
   // Jobs failed just now have webhooks due.
   if (rq.failed > 0 && options_.on_job_end) options_.on_job_end("");
 }
@@ -90,11 +93,12 @@ void JobService::begin_stop() {
   }
   state_->cv.notify_all();
   {
-    std::lock_guard lock(state_->sweep_mu);
-    state_->sweep_stopping = true;
+    std::lock_guard lock(state_->upkeep_mu);
+    state_->upkeep_stopping = true;
   }
-  state_->sweep_cv.notify_all();
+  state_->upkeep_cv.notify_all();
   if (state_->sweeper.joinable()) state_->sweeper.join();
+  if (state_->queue_counter.joinable()) state_->queue_counter.join();
   if (state_->committer.joinable()) state_->committer.join();  // commits what it holds
   state_->live.release_all_waiters();
 }
@@ -195,7 +199,9 @@ jobs::StatusCounts JobService::counts(const std::optional<std::string>& owner) {
 HealthStats JobService::health() {
   HealthStats h;
   h.running_jobs = state_->scheduler.running();
-  h.queued_jobs = state_->queued.load();  // kept in memory: /health costs no COUNT(*)
+  // Kept in memory: /health costs no COUNT(*). (Several nodes: this node's claims of
+  // other nodes' jobs can take it below 0 until the next count.)
+  h.queued_jobs = std::max<std::int64_t>(0, state_->queued.load());
   h.max_concurrent = options_.max_concurrent;
   h.default_timeout = options_.default_timeout_s;
   {

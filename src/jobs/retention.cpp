@@ -29,9 +29,9 @@ std::int64_t JobService::sweep_expired() {
     total += n;
     if (n < batch) break;
     // More to do: let submits and claims have the write lock for a moment.
-    std::unique_lock lock(state_->sweep_mu);
-    if (state_->sweep_cv.wait_for(lock, options_.retention_pause,
-                                  [&] { return state_->sweep_stopping; }))
+    std::unique_lock lock(state_->upkeep_mu);
+    if (state_->upkeep_cv.wait_for(lock, options_.retention_pause,
+                                  [&] { return state_->upkeep_stopping; }))
       break;
   }
   return total;
@@ -41,8 +41,8 @@ void JobService::sweep_loop() {
   const auto interval = sweep_interval(options_.retention_s);
   for (;;) {
     {
-      std::unique_lock lock(state_->sweep_mu);
-      if (state_->sweep_cv.wait_for(lock, interval, [&] { return state_->sweep_stopping; }))
+      std::unique_lock lock(state_->upkeep_mu);
+      if (state_->upkeep_cv.wait_for(lock, interval, [&] { return state_->upkeep_stopping; }))
         return;
     }
     try {
@@ -54,6 +54,23 @@ void JobService::sweep_loop() {
       spdlog::debug("retention sweep: {}", e.what());
     } catch (const std::exception& e) {
       spdlog::error("retention sweep failed: {}", e.what());
+    }
+  }
+}
+
+void JobService::queue_count_loop() {
+  for (;;) {
+    {
+      std::unique_lock lock(state_->upkeep_mu);
+      if (state_->upkeep_cv.wait_for(lock, std::chrono::seconds(1),
+                                     [&] { return state_->upkeep_stopping; }))
+        return;
+    }
+    try {
+      state_->queued.store(
+          store_.count_by_status(std::nullopt)[static_cast<int>(JobStatus::queued)]);
+    } catch (const std::exception& e) {
+      spdlog::debug("counting the queue: {}", e.what());
     }
   }
 }

@@ -1,7 +1,7 @@
 #pragma once
 // Private to jobs/: what a JobService holds. Its methods are defined by theme:
 // job_service.cpp (start, stop, reads, cancel), submit_commit.cpp (the group commit of
-// submits), retention.cpp (the sweep of finished jobs).
+// submits), retention.cpp (the sweep of finished jobs and the count of the queue).
 #include "live_jobs.hpp"
 #include "scheduler.hpp"
 #include "transitions.hpp"
@@ -32,11 +32,12 @@ struct JobService::State {
 
   std::atomic<std::uint64_t> removals{0};  // see removals()
 
-  // Retention sweep.
-  std::mutex sweep_mu;
-  std::condition_variable sweep_cv;
-  bool sweep_stopping = false;
+  // Upkeep threads: the retention sweep and, with several nodes, the queue count.
+  std::mutex upkeep_mu;
+  std::condition_variable upkeep_cv;
+  bool upkeep_stopping = false;
   std::thread sweeper;
+  std::thread queue_counter;
 
   // Submits waiting for the committer (group commit).
   struct Pending {

@@ -170,3 +170,25 @@ def test_frozen_node_past_its_lease_has_its_late_result_discarded(make_server, t
         st = wait_status(ca, job_id, timeout=30)
         assert st["status"] == "succeeded" and (st["attempts"], st["node"]) == (2, "b"), st
     assert recorded(runs_file)[job_id] == 2
+
+
+def test_queue_length_and_its_limit_are_the_whole_clusters(make_server, tmp_path):
+    """/health's queued_jobs and --max-queued count every node's queued jobs."""
+    db = str(tmp_path / "cluster.db")
+    args = ("--max-concurrent", "1", "--max-queued", "3")
+    a = make_server("--node-name", "a", *args, db=db)
+    b = make_server("--node-name", "b", *args, db=db)
+    with a.client() as ca, b.client() as cb:
+        blockers = [submit(c, "block", config={"sleep_seconds": 60})["job_id"]
+                    for c in (ca, cb)]
+        for job_id in blockers:
+            wait_status(ca, job_id, "running")  # both nodes' only slots are taken
+        for i in range(3):
+            submit(ca, f"q{i}")
+        wait_until(lambda: cb.get("/health").json()["executor_stats"]["queued_jobs"] == 3,
+                   what="b to count a's queued jobs")
+        r = cb.post(RUNS, json={"prompt": "one too many"})
+        assert r.status_code == 429, r.text
+        for job_id in blockers:
+            for c in (ca, cb):  # cancelled through the node that runs it
+                c.post(f"{RUNS}/{job_id}/cancel")

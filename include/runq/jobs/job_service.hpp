@@ -142,6 +142,9 @@ class JobService {
  private:
   void commit_loop();
   void sweep_loop();
+  // Several nodes: the queue is the whole cluster's, which this node's own submits and
+  // claims do not tell; it is counted from the store every second.
+  void queue_count_loop();
 
   jobs::Store& store_;
   ServiceOptions options_;
