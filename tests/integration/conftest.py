@@ -88,6 +88,21 @@ class Postgres:
         if uri:
             self.execute(f"DROP DATABASE IF EXISTS {urlsplit(uri).path[1:]} WITH (FORCE)")
 
+    def crash(self):
+        """Stops the server as a crash would (`pg_ctl stop -m immediate`)."""
+        self._close()
+        subprocess.run(["bash", PG_SCRIPT, "stop", self.dir, "immediate"], check=True,
+                       capture_output=True)
+
+    def restart(self):
+        subprocess.run(["bash", PG_SCRIPT, "restart", self.dir], check=True,
+                       capture_output=True)
+
+    def _close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
     def stop(self):
         if self.conn is not None:
             self.conn.close()

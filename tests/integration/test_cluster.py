@@ -10,7 +10,7 @@ from collections import Counter
 import httpx
 import pytest
 
-from conftest import get_status, submit, wait_status, wait_until
+from conftest import Postgres, get_status, submit, wait_status, wait_until
 
 pytestmark = pytest.mark.postgresql_only
 
@@ -192,3 +192,57 @@ def test_queue_length_and_its_limit_are_the_whole_clusters(make_server, tmp_path
         for job_id in blockers:
             for c in (ca, cb):  # cancelled through the node that runs it
                 c.post(f"{RUNS}/{job_id}/cancel")
+
+
+def test_database_restart_under_submit_load_loses_no_acknowledged_job(make_server):
+    """PostgreSQL crashes (`pg_ctl stop -m immediate`) and comes back while a client
+    submits: meanwhile submits get 503 with Retry-After (never a 500, never a hang), the
+    node reconnects by itself, and every job that got a 202 ends succeeded."""
+    pg = Postgres()  # a server of this test's own: it is crashed on purpose
+    try:
+        node = make_server("--max-concurrent", "4", db=pg.database_for("restart"))
+        acked, refused, errors = [], [], []
+        stop = threading.Event()
+
+        def submitter():
+            with node.client(timeout=10) as c:
+                i = 0
+                while not stop.is_set():
+                    i += 1
+                    try:
+                        r = c.post(RUNS, json={"prompt": f"r{i}"})
+                    except httpx.HTTPError as e:
+                        errors.append(repr(e))
+                        continue
+                    if r.status_code == 202:
+                        acked.append(r.json()["job_id"])
+                    elif r.status_code == 503:
+                        assert r.json() == {"detail": "Store unavailable"}, r.text
+                        assert "retry-after" in r.headers
+                        refused.append(i)
+                    else:
+                        errors.append((r.status_code, r.text))
+
+        t = threading.Thread(target=submitter)
+        t.start()
+        try:
+            wait_until(lambda: len(acked) >= 50, timeout=30, what="50 submits")
+            pg.crash()
+            wait_until(lambda: refused, timeout=30, what="a 503 while the database is down")
+            with node.client() as c:
+                r = c.get("/health")
+                assert r.status_code == 503 and r.json()["status"] == "unhealthy", r.text
+            pg.restart()
+            n = len(acked)
+            wait_until(lambda: len(acked) >= n + 50, timeout=60,
+                       what="submits acknowledged again")
+        finally:
+            stop.set()
+            t.join(30)
+        assert not errors, errors[:5]
+        with node.client() as c:
+            for job_id in acked:
+                assert wait_status(c, job_id, timeout=60)["status"] == "succeeded"
+            assert c.get("/health").json()["status"] == "healthy"
+    finally:
+        pg.stop()
