@@ -401,6 +401,8 @@ def kill_pids_in(path):
             pass
 
 
+@pytest.mark.sqlite_only  # PostgreSQL: a restarted node's old jobs are rescued when its
+# lease runs out, not at start (test_cluster.py, postgres_store_test)
 def test_a_job_interrupted_max_attempts_times_fails(make_server, tmp_path):
     """Default --max-attempts 3, command agent: the job's process is started three
     times, the server kill -9'd under it each time; the next start fails it."""
@@ -438,6 +440,8 @@ def test_a_job_interrupted_max_attempts_times_fails(make_server, tmp_path):
         kill_pids_in(pid_file)
 
 
+@pytest.mark.sqlite_only  # PostgreSQL: a restarted node's old jobs are rescued when its
+# lease runs out, not at start (test_cluster.py, postgres_store_test)
 def test_max_attempts_one_and_zero(make_server, tmp_path):
     one = str(tmp_path / "one.db")
     s = make_server("--max-attempts", "1", db=one)
@@ -468,6 +472,8 @@ def test_max_attempts_one_and_zero(make_server, tmp_path):
         assert c.post(f"{RUNS}/{j}/cancel").json()["status"] == "cancelled"
 
 
+@pytest.mark.sqlite_only  # PostgreSQL: a restarted node's old jobs are rescued when its
+# lease runs out, not at start (test_cluster.py, postgres_store_test)
 def test_jobs_below_max_attempts_are_requeued_and_finish(make_server, tmp_path):
     """Only the job that ran out of attempts fails; the others run again and succeed."""
     db = str(tmp_path / "mixed.db")

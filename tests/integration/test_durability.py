@@ -88,6 +88,8 @@ def test_kill_9_mid_storm_loses_no_acknowledged_job(make_server, tmp_path):
             assert by_id[j]["attempts"] == 2, by_id[j]
 
 
+@pytest.mark.sqlite_only  # PostgreSQL: a restarted node's old jobs are rescued when its
+# lease runs out, not at start (test_cluster.py, postgres_store_test)
 def test_running_job_is_rerun_after_kill_9(make_server, tmp_path):
     db = str(tmp_path / "rerun.db")
     s = make_server(db=db)
@@ -111,6 +113,8 @@ def test_running_job_is_rerun_after_kill_9(make_server, tmp_path):
         assert r.json()["duration_seconds"] < 3.0
 
 
+@pytest.mark.sqlite_only  # PostgreSQL: a restarted node's old jobs are rescued when its
+# lease runs out, not at start (test_cluster.py, postgres_store_test)
 def test_queued_jobs_run_after_restart_in_priority_order(make_server, tmp_path):
     db = str(tmp_path / "queued.db")
     s = make_server("--max-concurrent", "1", db=db)

@@ -1,6 +1,6 @@
 #include "connection.hpp"
 
-#include "port_names.hpp"
+#include "../port_names.hpp"
 
 #include <poll.h>
 #include <spdlog/spdlog.h>

@@ -20,7 +20,7 @@
 //   - runs the rescue (one node at a time, under an advisory lock): the jobs whose lease
 //     has run out go back to queued, or fail when interrupted too often.
 #include "connection.hpp"
-#include "port_names.hpp"
+#include "../port_names.hpp"
 #include "runq/store/postgres_store.hpp"
 
 #include <atomic>

@@ -1,7 +1,7 @@
 #pragma once
 // Private to the PostgreSQL store: a jobs row <-> a Job.
 #include "connection.hpp"
-#include "port_names.hpp"
+#include "../port_names.hpp"
 
 namespace runq::store::postgres {
 

@@ -13,7 +13,7 @@
 #include "conninfo.hpp"
 #include "lease.hpp"
 #include "pool.hpp"
-#include "port_names.hpp"
+#include "../port_names.hpp"
 #include "runq/store/postgres_store.hpp"
 
 #include <atomic>

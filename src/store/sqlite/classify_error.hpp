@@ -1,6 +1,6 @@
 #pragma once
 // Private to the SQLite store: which SQLite errors are storage faults.
-#include "port_names.hpp"
+#include "../port_names.hpp"
 
 #include <optional>
 

@@ -1,9 +1,9 @@
 #pragma once
-// The port of jobs/ that this store implements (runq/jobs/store.hpp), by the short names
-// the store's code uses.
+// The port of jobs/ that the stores implement (runq/jobs/store.hpp), by the short names
+// their code uses (store::sqlite and store::postgres see them).
 #include "runq/jobs/store.hpp"
 
-namespace runq::store::postgres {
+namespace runq::store {
 
 using jobs::FaultReason;
 using jobs::InsertResult;
@@ -19,4 +19,4 @@ using jobs::StoreFault;
 using jobs::StoreUnavailable;
 using jobs::WebhookDelivery;
 
-}  // namespace runq::store::postgres
+}  // namespace runq::store
