@@ -8,6 +8,7 @@
 #include <cerrno>
 
 using namespace runq::store::sqlite;
+using namespace runq::store;  // the port's names (port_names.hpp)
 
 TEST(StoreError, DiskFull) {
   EXPECT_EQ(classify_sqlite_error(SQLITE_FULL, ENOSPC), FaultReason::disk_full);
