@@ -70,6 +70,8 @@ def test_drain_timeout_requeues_unfinished_jobs_not_fails_them(make_server, tmp_
         c.post(f"{RUNS}/{job}/cancel")
 
 
+@pytest.mark.sqlite_only  # PostgreSQL: a restarted node's old jobs are rescued when its
+# lease runs out, not at start (test_cluster.py, postgres_store_test)
 def test_second_signal_exits_at_once(make_server, tmp_path):
     db = str(tmp_path / "twice.db")
     s = make_server("--drain-timeout", "120", db=db)
