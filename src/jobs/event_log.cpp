@@ -22,6 +22,19 @@ void EventLog::close_with(std::string type, std::string data) {
   notify_locked_copy(lock);
 }
 
+bool EventLog::append_copy(const Event& e) {
+  std::unique_lock lock(mu_);
+  if (closed_ || e.id != (events_.empty() ? 1 : events_.back().id + 1)) return false;
+  events_.push_back(e);
+  notify_locked_copy(lock);
+  return true;
+}
+
+std::int64_t EventLog::last_id() const {
+  std::lock_guard lock(mu_);
+  return events_.empty() ? 0 : events_.back().id;
+}
+
 // Listeners run outside the lock so they may call since() without deadlocking.
 void EventLog::notify_locked_copy(std::unique_lock<std::mutex>& lock) {
   if (listeners_.empty()) return;

@@ -14,6 +14,8 @@ namespace runq::jobs {
 namespace {
 // How long cancel waits for a just-claimed job to show up among the running ones.
 constexpr auto kClaimSettle = std::chrono::milliseconds(500);
+// Several nodes: how long cancel waits for the node that runs the job to end it.
+constexpr auto kRemoteCancelWait = std::chrono::seconds(2);
 
 // The live view wins over the store for what a running job is doing right now.
 void overlay(Job& job, const RunningJob& rj) {
@@ -43,7 +45,8 @@ SchedulerOptions scheduler_options(const ServiceOptions& o, std::atomic<std::int
 
 JobService::State::State(jobs::Store& store, jobs::Agent& agent, const ServiceOptions& o)
     : transitions(store),
-      live(store, transitions, timers, o.on_job_end),
+      feed(store.shared() ? std::make_unique<EventFeed>(store) : nullptr),
+      live(store, transitions, timers, o.on_job_end, feed.get()),
       scheduler(store, transitions, agent, live, timers, scheduler_options(o, queued, drain)) {}
 
 JobService::JobService(jobs::Store& store, jobs::Agent& agent, ServiceOptions options)
@@ -51,11 +54,18 @@ JobService::JobService(jobs::Store& store, jobs::Agent& agent, ServiceOptions op
       options_(options),
       state_(std::make_unique<State>(store, agent, options)) {
   store_.on_lease_lost([this] { state_->scheduler.stop_all_for_lost_lease(); });
+  if (store_.shared()) {
+    store_.on_cluster_news(
+        {[this](const std::vector<std::string>& ids) { state_->live.cluster_changed(ids); },
+         [this](const std::string& id) { cancel_here(id); },
+         [this](int n) { state_->scheduler.wake(n); }});
+  }
 }
 
 JobService::~JobService() {
   stop();
   store_.on_lease_lost({});
+  if (store_.shared()) store_.on_cluster_news({});
 }
 
 void JobService::start() {
@@ -111,6 +121,7 @@ void JobService::stop() {
   begin_stop();
   state_->scheduler.stop();
   state_->live.release_all_waiters();  // any that came while jobs were draining
+  if (state_->feed) state_->feed->stop();  // after the last job's events
   state_->timers.stop();
 }
 
@@ -136,20 +147,23 @@ std::optional<Job> JobService::get(const std::string& id) {
   return job;
 }
 
+std::optional<Job> JobService::cancel_here(const std::string& id) {
+  auto rj = state_->live.find(id);
+  // Record `cancelled` first (so the answer is true at once and survives a crash),
+  // then stop the work; the worker frees its slot when the work has stopped.
+  if (!rj || !state_->live.finalize(*rj, ending_cancelled(std::nullopt))) return std::nullopt;
+  rj->token.cancel(StopReason::cancelled);
+  util::log::event(spdlog::level::info, "job cancelled", {{"job_id", id}, {"was", "running"}});
+  std::lock_guard lock(rj->mu);
+  return rj->view;
+}
+
 CancelOutcome JobService::cancel(const std::string& id) {
   auto deadline = std::chrono::steady_clock::now() + kClaimSettle;
+  bool asked = false;  // another node was asked to cancel it
   for (;;) {
-    auto rj = state_->live.find(id);
-    // Record `cancelled` first (so the answer is true at once and survives a crash),
-    // then stop the work; the worker frees its slot when the work has stopped. A job
-    // that was already finalized is answered from the store below.
-    if (rj && state_->live.finalize(*rj, ending_cancelled(std::nullopt))) {
-      rj->token.cancel(StopReason::cancelled);
-      util::log::event(spdlog::level::info, "job cancelled",
-                       {{"job_id", id}, {"was", "running"}});
-      std::lock_guard lock(rj->mu);
-      return {CancelOutcome::Kind::cancelled, rj->view};
-    }
+    // A job that was already finalized here is answered from the store below.
+    if (auto view = cancel_here(id)) return {CancelOutcome::Kind::cancelled, *view};
     if (state_->live.cancel_queued(id, ending_cancelled(std::nullopt))) {
       state_->queued.fetch_sub(1);
       metrics::runq().job_finished(metrics::JobOutcome::cancelled, -1);
@@ -165,16 +179,27 @@ CancelOutcome JobService::cancel(const std::string& id) {
     if (job->status == JobStatus::cancelled) return {CancelOutcome::Kind::cancelled, *job};
     if (is_terminal(job->status)) return {CancelOutcome::Kind::not_cancellable, *job};
     // Running but not (yet) among ours: just claimed, or another node runs it (or
-    // ours is finishing right now).
+    // ours is finishing right now). Several nodes: ask the node that runs it, and wait
+    // for the end it records. One that does not answer (frozen, cut off) has its jobs
+    // rescued once its lease runs out, and the rescue honours the cancel: the answer is
+    // then the job as it stands.
+    if (store_.shared() && !asked && job->status == JobStatus::running) {
+      asked = store_.request_cancel(id);
+      if (asked) deadline = std::chrono::steady_clock::now() + kRemoteCancelWait;
+    }
     if (std::chrono::steady_clock::now() > deadline)
-      return {CancelOutcome::Kind::not_cancellable, *job};
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      return {asked ? CancelOutcome::Kind::cancelled : CancelOutcome::Kind::not_cancellable,
+              *job};
+    std::this_thread::sleep_for(std::chrono::milliseconds(asked ? 10 : 2));
   }
 }
 
 jobs::RemoveOutcome JobService::remove(const std::string& id) {
   auto out = store_.remove(id);  // the store refuses a job that is not terminal there
-  if (out == jobs::RemoveOutcome::removed) state_->removals.fetch_add(1);
+  if (out == jobs::RemoveOutcome::removed) {
+    state_->removals.fetch_add(1);
+    state_->live.touch(id);  // streams of it on other nodes end
+  }
   return out;
 }
 

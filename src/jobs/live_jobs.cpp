@@ -76,8 +76,12 @@ struct LiveJobs::Waiter {
 };
 
 LiveJobs::LiveJobs(jobs::Store& store, Transitions& transitions, TimerQueue& timers,
-                   std::function<void(const std::string& id)> on_end)
-    : store_(store), transitions_(transitions), timers_(timers), on_end_(std::move(on_end)) {}
+                   std::function<void(const std::string& id)> on_end, EventFeed* feed)
+    : store_(store),
+      transitions_(transitions),
+      timers_(timers),
+      on_end_(std::move(on_end)),
+      feed_(feed) {}
 
 std::shared_ptr<EventLog> LiveJobs::log_locked(const std::string& id) {
   auto& log = logs_[id];
@@ -100,6 +104,16 @@ std::shared_ptr<RunningJob> LiveJobs::add_running(const Job& job) {
   rj->view.prompt.clear();  // the view is copied on every status read: keep it small
   rj->view.agent_yaml.reset();
   transitions_.to_running(rj->view);
+  // Several nodes: a job that ran before (on another node, maybe) goes on with the events
+  // stored so far, and their ids.
+  std::vector<Event> earlier;
+  if (feed_ && job.attempts > 1) {
+    try {
+      earlier = store_.events_after(job.id, 0).events;
+    } catch (const std::exception& e) {
+      spdlog::warn("job {}: cannot read its earlier events: {}", job.id, e.what());
+    }
+  }
   // A retry claimed at once (--retry-delay 0): its previous attempt may still be in
   // retry_later, between re-queueing it in the store and appending the "queued" retry
   // event, under its mu. Wait for that so the events stay in order.
@@ -108,6 +122,8 @@ std::shared_ptr<RunningJob> LiveJobs::add_running(const Job& job) {
   if (prev) prev_lock = std::unique_lock(prev->mu);
   std::lock_guard lock(mu_);
   rj->log = log_locked(job.id);
+  for (const Event& e : earlier) rj->log->append_copy(e);
+  if (feed_) feed_->follow(job.id, job.attempts, rj->log);
   rj->log->append("status", status_event(job.id, JobStatus::running));
   running_[job.id] = rj;
   return rj;
@@ -129,7 +145,10 @@ std::vector<std::shared_ptr<RunningJob>> LiveJobs::all() const {
 void LiveJobs::remove(const std::string& id, const RunningJob* rj) {
   std::lock_guard lock(mu_);
   auto it = running_.find(id);
-  if (it != running_.end() && it->second.get() == rj) running_.erase(it);
+  if (it != running_.end() && it->second.get() == rj) {
+    running_.erase(it);
+    if (feed_) feed_->unfollow(id);
+  }
 }
 
 void LiveJobs::progress(RunningJob& rj, double percentage, std::optional<std::string> step,
@@ -219,6 +238,7 @@ bool LiveJobs::cancel_queued(const std::string& id, const Ending& ending) {
     }
   }
   if (log) log->close_with(ending.event_type, ending.event_data);
+  if (feed_) feed_->touch(id);
   notify_waiters(id);
   if (on_end_) on_end_(id);
   return true;
@@ -260,6 +280,8 @@ std::shared_ptr<EventLog> LiveJobs::log_for_stream(const std::string& id) {
     drop_log(id, log.get());
     return stored;
   }
+  // Several nodes: what another node running it has done so far.
+  if (feed_) refresh_from_store(id);
   return log;
 }
 
@@ -338,6 +360,70 @@ void LiveJobs::release_all_waiters() {
       if (w->timer) timers_.cancel(w->timer);
       w->fire();
     }
+}
+
+void LiveJobs::touch(const std::string& id) {
+  if (feed_) feed_->touch(id);
+}
+
+void LiveJobs::cluster_changed(const std::vector<std::string>& ids) {
+  std::vector<std::string> todo;
+  {
+    std::lock_guard lock(mu_);
+    if (ids.empty()) {
+      for (const auto& [id, log] : logs_) todo.push_back(id);
+      for (const auto& [id, ws] : waiters_)
+        if (!logs_.contains(id)) todo.push_back(id);
+    } else {
+      for (const auto& id : ids)
+        if (logs_.contains(id) || waiters_.contains(id)) todo.push_back(id);
+    }
+  }
+  for (const auto& id : todo) refresh_from_store(id);
+}
+
+void LiveJobs::refresh_from_store(const std::string& id) {
+  if (auto rj = find(id)) {
+    std::lock_guard lock(rj->mu);
+    if (rj->current()) return;  // runs here: its log here is the truth
+  }
+  std::shared_ptr<EventLog> log;
+  {
+    std::lock_guard lock(mu_);
+    auto it = logs_.find(id);
+    if (it != logs_.end()) log = it->second;
+  }
+  // Several threads may do this at once for one job: append_copy takes each event once.
+  Store::EventsAfter news;
+  std::optional<Job> ended;
+  try {
+    news = store_.events_after(id, log ? log->last_id() : 0);
+    if (news.terminal) ended = store_.get(id);
+  } catch (const std::exception& e) {
+    spdlog::debug("job {}: cannot read its news from the store: {}", id, e.what());
+    return;  // the next news, or the listener's catch-up after an outage, tries again
+  }
+  if (news.found && !news.terminal) {
+    if (log)
+      for (const Event& e : news.events) log->append_copy(e);
+    return;
+  }
+  // Ended or gone: the stream ends as the stored history does.
+  if (log) {
+    if (ended) {
+      auto stored = ended->events_json.empty() ? synthesize_events(*ended)
+                                               : EventLog::closed_from_json(ended->events_json);
+      bool closed = false;
+      std::vector<Event> rest = stored->since(log->last_id(), &closed);
+      if (rest.empty()) rest = stored->since(0, &closed);  // the ids differ: its end only
+      for (std::size_t i = 0; i + 1 < rest.size(); ++i) log->append_copy(rest[i]);
+      if (!rest.empty()) log->close_with(rest.back().type, rest.back().data);
+    }
+    if (!log->closed())
+      log->close_with("error", util::json_text(json{{"error", "Job not found"}}));
+    drop_log(id, log.get());
+  }
+  notify_waiters(id);
 }
 
 }  // namespace runq::jobs

@@ -6,6 +6,7 @@
 #include "runq/jobs/job.hpp"
 #include "runq/jobs/timer_queue.hpp"
 #include "runq/jobs/store.hpp"
+#include "event_feed.hpp"
 #include "transitions.hpp"
 
 #include <chrono>
@@ -57,8 +58,9 @@ std::shared_ptr<EventLog> synthesize_events(const Job& job);
 class LiveJobs {
  public:
   // on_end is called (on the ending thread) after each job's terminal state is stored.
+  // `feed` (several nodes; else nullptr) publishes the events of the jobs run here.
   LiveJobs(jobs::Store& store, Transitions& transitions, TimerQueue& timers,
-           std::function<void(const std::string& id)> on_end);
+           std::function<void(const std::string& id)> on_end, EventFeed* feed);
 
   // A worker claimed `job`: track it and announce `running` on its event log. If the
   // job's previous attempt is still being handed back to the queue, that finishes first
@@ -101,17 +103,28 @@ class LiveJobs {
   // Fires every waiter (shutdown), and from now on every new one at once.
   void release_all_waiters();
 
+  // Several nodes: the jobs `ids` have news from another node (events, an end, a delete).
+  // The logs that streams here follow get the new events (copied from the store, with
+  // the same ids), and end when the job has; waiters of an ended job are answered.
+  // Empty `ids`: look at every job followed or waited for here.
+  void cluster_changed(const std::vector<std::string>& ids);
+  // Tells the other nodes that `id` has news (e.g. it was deleted here).
+  void touch(const std::string& id);
+
  private:
   struct Waiter;
   std::shared_ptr<EventLog> log_locked(const std::string& id);  // get or create
   // Forgets the log of `id` if it is still `log` (a newer one may have replaced it).
   void drop_log(const std::string& id, const EventLog* log);
   void notify_waiters(const std::string& id);
+  // cluster_changed for one job, unless it runs here.
+  void refresh_from_store(const std::string& id);
 
   jobs::Store& store_;
   Transitions& transitions_;
   TimerQueue& timers_;
   std::function<void(const std::string& id)> on_end_;
+  EventFeed* feed_;
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<RunningJob>> running_;
   std::unordered_map<std::string, std::shared_ptr<EventLog>> logs_;

@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -27,6 +28,8 @@ struct JobService::State {
 
   Transitions transitions;  // every status change of a job goes through it
   TimerQueue timers;
+  // Several nodes: the events of the jobs run here, for the other nodes (else null).
+  std::unique_ptr<EventFeed> feed;
   LiveJobs live;
   Scheduler scheduler;
 

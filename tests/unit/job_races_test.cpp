@@ -291,7 +291,7 @@ TEST(WaiterRace, WaiterRegisteredAfterTheReleaseIsAnsweredAtOnce) {
   ASSERT_EQ(store->insert({j}).at(0).outcome, jobs::InsertResult::Outcome::inserted);
   jobs::Transitions transitions(*store);
   jobs::TimerQueue timers;
-  jobs::LiveJobs live(*store, transitions, timers, {});
+  jobs::LiveJobs live(*store, transitions, timers, {}, nullptr);
   live.release_all_waiters();  // begin_stop ran just before the registration
   Gate done;
   live.wait_terminal(j.id, 60s, [&] { done.open(); });

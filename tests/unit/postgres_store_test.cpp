@@ -1000,7 +1000,7 @@ TEST_F(PgStoreTest, NoWriteFaultWhenHealthyAndTheProbeWrites) {
 }
 
 TEST_F(PgStoreTest, SchemaIsVersionedAndTheQueueTableVacuumsEarly) {
-  EXPECT_EQ(db->query("SELECT version FROM runq_schema"), "2");
+  EXPECT_EQ(db->query("SELECT version FROM runq_schema"), "3");
   const std::string options = db->query(
       "SELECT array_to_string(reloptions, ',') FROM pg_class WHERE relname = 'jobs'");
   EXPECT_NE(options.find("autovacuum_vacuum_scale_factor=0.02"), std::string::npos) << options;
@@ -1131,7 +1131,7 @@ TEST_F(PgStoreTest, NodesStartingTogetherOnAFreshDatabaseAllOpen) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(opened.load(), 4);
-  EXPECT_EQ(fresh.query("SELECT version FROM runq_schema"), "2");  // one row
+  EXPECT_EQ(fresh.query("SELECT version FROM runq_schema"), "3");  // one row
   EXPECT_EQ(fresh.query("SELECT count(*) FROM jobs"), "4");
 }
 
@@ -1386,15 +1386,16 @@ TEST_F(PgStoreTest, TwoNodesAskingForDueWebhooksNeverGetTheSameOne) {
 
 // A database of schema version 1 (one node, before leases) is migrated on open; its
 // data is kept, and a job it left running (no lease) is re-queued at start-up.
-TEST_F(PgStoreTest, SchemaVersion1MigratesToVersion2) {
+TEST_F(PgStoreTest, SchemaVersion1MigratesToTheCurrentVersion) {
   store->insert({make_job("old"), make_job("was-running")});
   store->claim_next(1);
   store.reset();
-  db->query("ALTER TABLE jobs DROP COLUMN node; DROP TABLE runq_nodes; "
+  db->query("ALTER TABLE jobs DROP COLUMN node, DROP COLUMN cancel_requested; "
+            "DROP TABLE runq_nodes; DROP TABLE job_events; "
             "UPDATE runq_schema SET version = 1; "
             "UPDATE jobs SET lease_node = 'node-a' WHERE id = 'was-running'");
   store = db->open_node("node-a", 3600);
-  EXPECT_EQ(db->query("SELECT version FROM runq_schema"), "2");
+  EXPECT_EQ(db->query("SELECT version FROM runq_schema"), "3");
   EXPECT_EQ(db->query("SELECT count(*) FROM information_schema.columns WHERE "
                       "table_name = 'jobs' AND column_name = 'node'"),
             "1");

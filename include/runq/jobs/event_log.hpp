@@ -25,6 +25,11 @@ class EventLog {
   void append(std::string type, std::string data);
   // Appends the terminal event and closes the log.
   void close_with(std::string type, std::string data);
+  // Appends a copy of another node's event if it is the next one (its id is the last
+  // id + 1); false (nothing appended) otherwise. Repeating a copy is harmless.
+  bool append_copy(const Event& e);
+  // The id of the last event (0: none).
+  std::int64_t last_id() const;
 
   // Events with id > after_id; sets `closed` to whether the log is closed.
   std::vector<Event> since(std::int64_t after_id, bool* closed) const;

@@ -145,6 +145,8 @@ class JobService {
   // Several nodes: the queue is the whole cluster's, which this node's own submits and
   // claims do not tell; it is counted from the store every second.
   void queue_count_loop();
+  // Cancels `id` if it runs on this node; its status view then, else nullopt.
+  std::optional<Job> cancel_here(const std::string& id);
 
   jobs::Store& store_;
   ServiceOptions options_;

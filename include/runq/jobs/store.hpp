@@ -1,4 +1,5 @@
 #pragma once
+#include "runq/jobs/event_log.hpp"
 #include "runq/jobs/job.hpp"
 #include "runq/jobs/store_error.hpp"
 
@@ -159,6 +160,52 @@ class Store {
   // before the first claim; set an empty function before `stop_all`'s target goes away.
   // A store of a single node never calls it.
   virtual void on_lease_lost(std::function<void()> stop_all) { (void)stop_all; }
+
+  // ---- Several nodes: what one node does reaches the others (PostgreSQL) ----
+  // A store of a single node answers false, and nobody calls the methods below.
+  virtual bool shared() const { return false; }
+
+  // One event of a job this node runs, of attempt `attempt`.
+  struct PublishedEvent {
+    std::string job_id;
+    int attempt = 0;
+    Event event;
+  };
+  // Stores the events (only those of an attempt this node still runs: the rest are
+  // dropped) and tells every node that the jobs `changed` have news (events, an end, a
+  // cancel, a delete). One write.
+  virtual void publish(const std::vector<PublishedEvent>& events,
+                       const std::vector<std::string>& changed) {
+    (void)events, (void)changed;
+  }
+  struct EventsAfter {
+    bool found = false;     // the job exists
+    bool terminal = false;  // it has ended: its whole history is in the job (events_json)
+    std::vector<Event> events;  // not terminal: its stored events with id > after_id
+  };
+  virtual EventsAfter events_after(const std::string& id, std::int64_t after_id) {
+    (void)id, (void)after_id;
+    return {};
+  }
+  // Asks the node that runs `id` to cancel it; recorded on the job, so that the node
+  // that rescues it from a dead node cancels it too. False if the job is not running.
+  virtual bool request_cancel(const std::string& id) {
+    (void)id;
+    return false;
+  }
+  // News from the nodes (this one too), called from the store's own listener thread.
+  struct ClusterNews {
+    // These jobs have news. Empty: news may have been missed (the listener reconnected):
+    // look at every job of interest again.
+    std::function<void(const std::vector<std::string>& ids)> jobs_changed;
+    // A cancel was requested for a job this node runs.
+    std::function<void(const std::string& id)> cancel_requested;
+    // About `n` jobs were queued (submitted, re-queued).
+    std::function<void(int n)> jobs_queued;
+  };
+  // Sets the handlers; as for on_lease_lost, once it returns the old ones are not
+  // running any more. Set empty ones before their target goes away.
+  virtual void on_cluster_news(ClusterNews news) { (void)news; }
 };
 
 }  // namespace runq::jobs

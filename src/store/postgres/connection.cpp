@@ -155,6 +155,17 @@ void Connection::rollback_if_open() noexcept {
   PQclear(PQexec(conn_, "ROLLBACK"));
 }
 
+std::vector<Connection::Notification> Connection::notifications() {
+  if (PQconsumeInput(conn_) != 1 || !ok() || closed_by_server_)
+    throw StoreUnavailable(FaultReason::unreachable, "PostgreSQL at " + where() + ": " + error());
+  std::vector<Notification> out;
+  while (PGnotify* n = PQnotifies(conn_)) {
+    out.push_back({n->relname, n->extra});
+    PQfreemem(n);
+  }
+  return out;
+}
+
 Result Connection::check(PGresult* raw, std::string_view what) {
   Result r(raw);
   const ExecStatusType status = raw ? PQresultStatus(raw) : PGRES_FATAL_ERROR;

@@ -14,6 +14,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 #include <string_view>
 #include <utility>
 
@@ -98,6 +99,14 @@ class Connection {
   Result run(Sql s, const Params& params);
   // Rolls back a transaction left open by a failed call; never throws.
   void rollback_if_open() noexcept;
+
+  // LISTEN: the socket to wait on, and the notifications that have arrived (it reads what
+  // the socket holds). Throws StoreUnavailable if the connection broke.
+  struct Notification {
+    std::string channel, payload;
+  };
+  int socket() const { return PQsocket(conn_); }
+  std::vector<Notification> notifications();
 
  private:
   static void on_notice(void* self, const PGresult* notice);

@@ -87,6 +87,8 @@ std::vector<InsertResult> insert_on(Connection& c, const std::vector<Job>& batch
     job.seq = c.run(s_insert_job, insert_params(job)).i64(0, 0);
     out.push_back(std::move(r));
   }
+  // Idle workers of every node wake up when it commits.
+  if (inserted > 0) c.run(s_notify_queued, Params().add(inserted));
   txn.commit();
   return out;
 }
@@ -163,7 +165,7 @@ bool PostgresStore::finish(const Job& job) {
   if (job.metrics.is_null()) p.null();
   else p.add(util::json_text(job.metrics));
   p.add(job.attempts).add(keeper_->lease_id());  // fencing: this node's attempt only
-  return write([&](Connection& c) { return c.run(s_finish, p).affected() == 1; });
+  return write([&](Connection& c) { return c.run(s_finish, p).i64(0, 0) == 1; });
 }
 
 bool PostgresStore::cancel_queued(const std::string& id, std::int64_t now_us,
@@ -171,7 +173,7 @@ bool PostgresStore::cancel_queued(const std::string& id, std::int64_t now_us,
                                   const std::string& events_json) {
   return write([&](Connection& c) {
     return c.run(s_cancel, Params().add(id).add(now_us).add(reason).add(events_json))
-               .affected() == 1;
+               .i64(0, 0) == 1;
   });
 }
 

@@ -4,6 +4,7 @@
 
 #include "runq/util/time.hpp"
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -55,13 +56,22 @@ RequeueCounts rescue_expired(Connection& c, milliseconds lease, int max_attempts
   for (int i = 0; i < gone.rows(); ++i)
     spdlog::warn("node '{}' did not renew its lease {} within {} ms: the lease has ended",
                  gone.text_view(i, 0), gone.text_view(i, 1), lease.count());
-  if (max_attempts > 0) {
-    counts.failed = static_cast<int>(
-        c.run(s_rescue_fail, Params().add(util::now_us()).add(max_attempts).add(ms))
-            .affected());
-  }
-  counts.requeued = static_cast<int>(c.run(s_rescue_requeue, Params().add(ms)).affected());
+  const std::int64_t now = util::now_us();
+  nlohmann::json changed = nlohmann::json::array();
+  auto ids = [&changed](const Result& r) {
+    for (int i = 0; i < r.rows(); ++i) changed.push_back(r.text(i, 0));
+    return r.rows();
+  };
+  const int cancelled = ids(c.run(s_rescue_cancel, Params().add(now).add(ms)));
+  if (max_attempts > 0)
+    counts.failed = ids(c.run(s_rescue_fail, Params().add(now).add(max_attempts).add(ms)));
+  counts.requeued = ids(c.run(s_rescue_requeue, Params().add(ms)));
+  // Streams and waiters on every node learn of these jobs; idle workers wake up.
+  if (!changed.empty()) c.run(s_notify_changed, Params().add(changed.dump()));
+  if (counts.requeued > 0) c.run(s_notify_queued, Params().add(counts.requeued));
   txn.commit();
+  if (cancelled > 0)
+    spdlog::warn("cancelled {} jobs of expired nodes (a cancel had been asked for)", cancelled);
   if (counts.requeued > 0)
     spdlog::warn("re-queued {} jobs of expired nodes (their lease ran out)", counts.requeued);
   if (counts.failed > 0)

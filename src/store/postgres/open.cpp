@@ -41,6 +41,8 @@ PostgresStore::PostgresStore(const PostgresOptions& options)
     throw std::runtime_error("cannot use PostgreSQL database at " + settings_.where +
                              ": cannot take a lease: " + e.what());
   }
+  listener_ = std::make_unique<Listener>(conn_settings(options.uri, options.node_name + "/listen"),
+                                         [this] { return keeper_->lease_id(); });
   spdlog::info("postgresql store at {}: {} connections, node '{}', lease {} ({} s)",
                settings_.where, size, node_name_, keeper_->lease_id(),
                keeper_->lease().count() / 1000);

@@ -111,6 +111,25 @@ CREATE TABLE runq_nodes (
 ) WITH (fillfactor = 50);  -- renewed all the time: room for HOT updates
 )sql";
 
+// Version 3: what one node does reaches the others. job_events holds the events of jobs
+// that have not ended (a stream on any node follows them, and resumes after a restart);
+// a job's end moves its whole history into jobs.events_json and deletes them.
+// cancel_requested: a node asked the node running the job to cancel it.
+constexpr const char* kSchemaV3 = R"sql(
+ALTER TABLE jobs ADD COLUMN cancel_requested boolean NOT NULL DEFAULT false;
+CREATE TABLE job_events (
+  job_id text   NOT NULL,
+  id     bigint NOT NULL,
+  type   text   NOT NULL,
+  data   text   NOT NULL,
+  PRIMARY KEY (job_id, id)
+) WITH (
+  autovacuum_vacuum_scale_factor = 0.02,
+  autovacuum_analyze_scale_factor = 0.02,
+  autovacuum_vacuum_insert_scale_factor = 0.02
+);
+)sql";
+
 int schema_version(Connection& c) {
   c.exec("CREATE TABLE IF NOT EXISTS runq_schema (version integer NOT NULL)");
   Result r = c.exec("SELECT max(version) FROM runq_schema");
@@ -128,6 +147,7 @@ void migrate_locked(Connection& c) {
   Transaction txn(c);
   if (v < 1) c.exec(kSchemaV1);
   if (v < 2) c.exec(kSchemaV2);
+  if (v < 3) c.exec(kSchemaV3);
   c.exec(("DELETE FROM runq_schema; INSERT INTO runq_schema (version) VALUES (" +
           std::to_string(kSchemaVersion) + ")")
              .c_str());

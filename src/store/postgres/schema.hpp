@@ -4,7 +4,7 @@
 
 namespace runq::store::postgres {
 
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 // Creates or migrates the schema to kSchemaVersion, under a session advisory lock so that
 // nodes starting together migrate one after the other (the later ones find it done).

@@ -16,7 +16,11 @@ namespace {
 // still point at them.
 #define RUNQ_PG_FREE_KEYS                                                             \
   "freed AS (DELETE FROM idempotency_keys k USING gone WHERE k.owner = gone.owner " \
-  "AND k.key = gone.idempotency_key AND k.job_id = gone.id) "
+  "AND k.key = gone.idempotency_key AND k.job_id = gone.id), " RUNQ_PG_DROP_EVENTS("gone")
+// Deletes the job_events of the jobs in CTE `cte` (they have ended or are gone; an ended
+// job's history is in its events_json).
+#define RUNQ_PG_DROP_EVENTS(cte) \
+  "dropped AS (DELETE FROM job_events e USING " cte " WHERE e.job_id = " cte ".id) "
 
 // A running job's write names its attempt ($a) and this node's lease ($l): 0 rows if
 // the job was taken away (see the fencing in lease.cpp). Opens a parenthesis.
@@ -50,14 +54,59 @@ void lease_statements(Set& set) {
       "RETURNING name, lease_id");
   // Each re-checks the lease in its own WHERE, and status = 'running' is re-checked on
   // a row changed meanwhile: a job that has just ended is never overwritten (River #1302).
+  // A job whose cancel was asked for ends cancelled, as its node would have ended it.
+  set(s_rescue_cancel, "rescue_cancel",
+      "UPDATE jobs SET status = 'cancelled', completed_at = $1, lease_node = NULL, "
+      RUNQ_PG_WEBHOOK_DUE("$1::bigint") " WHERE status = 'running' AND cancel_requested "
+      "AND " RUNQ_PG_LEASE_GONE("$2") " RETURNING id");
   set(s_rescue_fail, "rescue_fail",
       "UPDATE jobs SET status = 'failed', completed_at = $1, lease_node = NULL, "
       "error = 'Job interrupted ' || attempts || ' times (the server stopped while it ran); "
       "giving up', " RUNQ_PG_WEBHOOK_DUE("$1::bigint") " WHERE status = 'running' AND "
-      "attempts >= $2 AND " RUNQ_PG_LEASE_GONE("$3"));
+      "attempts >= $2 AND " RUNQ_PG_LEASE_GONE("$3") " RETURNING id");
   set(s_rescue_requeue, "rescue_requeue",
       "UPDATE jobs SET status = 'queued', started_at = NULL, lease_node = NULL, node = NULL "
-      "WHERE status = 'running' AND " RUNQ_PG_LEASE_GONE("$1"));
+      "WHERE status = 'running' AND " RUNQ_PG_LEASE_GONE("$1") " RETURNING id");
+  // News for the other nodes' listeners (delivered when the transaction commits).
+  // $1: a JSON array of job ids, cut into payloads well under NOTIFY's 8000 bytes.
+  set(s_notify_changed, "notify_changed",
+      "SELECT pg_notify('runq_jobs', string_agg(value, ',')) FROM (SELECT value, "
+      "(row_number() OVER ()) / 200 AS part FROM json_array_elements_text($1::json)) ids "
+      "GROUP BY part");
+  set(s_notify_queued, "notify_queued", "SELECT pg_notify('runq_queued', $1::text)");
+}
+
+// Several nodes (cluster_queries.cpp). $1 a JSON array of {"j","a","i","t","d"} (job id,
+// attempt, event id, type, data), $2 this node's lease id, $3 a JSON array of job ids.
+// Events are stored only for an attempt this node still runs (or has just handed back
+// to the queue for a retry): FOR SHARE waits for an end being written right now, which
+// then leaves nothing to store, so no event outlives its job's end.
+template <class Set>
+void cluster_statements(Set& set) {
+  set(s_publish, "publish",
+      "WITH e AS (SELECT * FROM json_to_recordset($1::json) AS e(j text, a integer, "
+      "i bigint, t text, d text)), "
+      "ours AS (SELECT id, attempts FROM jobs WHERE id IN (SELECT DISTINCT j FROM e) AND "
+      "lease_node = $2 AND status IN ('running', 'queued') FOR SHARE), "
+      "stored AS (INSERT INTO job_events (job_id, id, type, data) SELECT e.j, e.i, e.t, "
+      "e.d FROM e JOIN ours ON ours.id = e.j AND ours.attempts = e.a "
+      "ON CONFLICT DO NOTHING) "
+      "SELECT pg_notify('runq_jobs', string_agg(value, ',')) "
+      "FROM (SELECT value, (row_number() OVER ()) / 200 AS part FROM "
+      "json_array_elements_text($3::json)) ids GROUP BY part");
+  // The job's status, then its events after $2 (none once it has ended).
+  set(s_events_after, "events_after",
+      "SELECT j.status, e.id, e.type, e.data FROM jobs j LEFT JOIN job_events e ON "
+      "e.job_id = j.id AND e.id > $2 AND j.status IN ('queued', 'running') "
+      "WHERE j.id = $1 ORDER BY e.id");
+  set(s_request_cancel, "request_cancel",
+      "WITH asked AS (UPDATE jobs SET cancel_requested = true WHERE id = $1 AND "
+      "status = 'running' RETURNING id) "
+      "SELECT pg_notify('runq_cancel', id) FROM asked");
+  // After the listener (re)connects: cancels asked for while it was not listening.
+  set(s_cancels_for, "cancels_for",
+      "SELECT id FROM jobs WHERE status = 'running' AND cancel_requested AND "
+      "lease_node = $1");
 }
 
 constexpr unsigned kText = 25, kInt8 = 20;  // type OIDs (pg_type)
@@ -119,22 +168,24 @@ const std::array<Statement, s_statement_count>& table() {
         "WITH next AS (SELECT seq AS next_seq FROM jobs WHERE status = 'queued' "
         "AND not_before <= $1 ORDER BY priority DESC, seq LIMIT $3 FOR UPDATE SKIP LOCKED) "
         "UPDATE jobs SET status = 'running', started_at = $1, attempts = attempts + 1, "
-        "lease_node = $2, node = $4 FROM next WHERE jobs.seq = next.next_seq "
+        "lease_node = $2, node = $4, cancel_requested = false FROM next WHERE jobs.seq = next.next_seq "
         "RETURNING " RUNQ_PG_ROW_WHOLE);
     // A running job is ended only by the node that runs that attempt ($14 attempts, $15
     // lease id). A queued job only if it never started: one that did (re-queued after
     // its node's lease ran out, or waiting for a retry) may still be reported on late by
     // the node that ran it, and that report must not end it.
     set(s_finish, "finish",
-        "UPDATE jobs SET status = $2, result = $3, error = $4, progress_pct = $5, "
-        "progress_step = $6, steps_completed = $7, steps_total = $8, completed_at = $9, "
-        "events_json = $10, run_id = $11, agent_id = $12, metrics = $13, "
+        "WITH done AS (UPDATE jobs SET status = $2, result = $3, error = $4, "
+        "progress_pct = $5, progress_step = $6, steps_completed = $7, steps_total = $8, "
+        "completed_at = $9, events_json = $10, run_id = $11, agent_id = $12, metrics = $13, "
         RUNQ_PG_WEBHOOK_DUE("$9::bigint") " WHERE id = $1 AND " RUNQ_PG_OURS("$14", "$15")
-        " OR (status = 'queued' AND attempts = 0))");
+        " OR (status = 'queued' AND attempts = 0)) RETURNING id), " RUNQ_PG_DROP_EVENTS("done")
+        "SELECT count(*) FROM done");
     set(s_cancel, "cancel",
-        "UPDATE jobs SET status = 'cancelled', completed_at = $2, error = $3, "
+        "WITH done AS (UPDATE jobs SET status = 'cancelled', completed_at = $2, error = $3, "
         "events_json = $4, " RUNQ_PG_WEBHOOK_DUE("$2::bigint")
-        " WHERE id = $1 AND status = 'queued'");
+        " WHERE id = $1 AND status = 'queued' RETURNING id), " RUNQ_PG_DROP_EVENTS("done")
+        "SELECT count(*) FROM done");
     set(s_remove, "remove",
         "WITH gone AS (DELETE FROM jobs WHERE id = $1 AND status IN " RUNQ_PG_TERMINAL
         " RETURNING id, idempotency_key, owner), " RUNQ_PG_FREE_KEYS
@@ -173,6 +224,7 @@ const std::array<Statement, s_statement_count>& table() {
         "INSERT INTO store_probe (id, at) VALUES (1, $1) "
         "ON CONFLICT (id) DO UPDATE SET at = excluded.at");
     lease_statements(set);
+    cluster_statements(set);
     static const char* const kListNames[8] = {"list0", "list1", "list2", "list3",
                                               "list4", "list5", "list6", "list7"};
     for (unsigned m = 0; m < 8; ++m) {

@@ -43,7 +43,10 @@ enum Sql : std::size_t {
   s_count_all, s_count_owner, s_retry, s_delete_finished,
   s_due_webhooks, s_webhook_attempted, s_next_webhook, s_probe,
   // leases (lease.cpp)
-  s_node_insert, s_node_renew, s_rescue_lock, s_rescue_expire, s_rescue_fail, s_rescue_requeue,
+  s_node_insert, s_node_renew, s_rescue_lock, s_rescue_expire, s_rescue_cancel, s_rescue_fail,
+  s_rescue_requeue, s_notify_changed, s_notify_queued,
+  // several nodes (cluster_queries.cpp)
+  s_publish, s_events_after, s_request_cancel, s_cancels_for,
   s_list_base,                     // + filter mask (8 variants)
   s_statement_count = s_list_base + 8,
 };

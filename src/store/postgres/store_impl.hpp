@@ -2,7 +2,8 @@
 // Private to the PostgreSQL store: the Store implementation. Its methods are defined by
 // theme: open.cpp (connecting, the schema), job_queries.cpp (jobs), webhook_queries.cpp
 // (webhooks), write_path.cpp (faults, the probe), lease.cpp (the node's lease, the
-// rescue of expired nodes' jobs).
+// rescue of expired nodes' jobs), cluster_queries.cpp (news between nodes: events,
+// cancels; listener.cpp hears them).
 //
 // Connections: a pool of PostgresOptions::pool_size connections; each call takes a free
 // one (waiting if there is none) for its whole duration, so a transaction stays on one
@@ -12,6 +13,7 @@
 // execute.
 #include "conninfo.hpp"
 #include "lease.hpp"
+#include "listener.hpp"
 #include "pool.hpp"
 #include "../port_names.hpp"
 #include "runq/store/postgres_store.hpp"
@@ -55,6 +57,12 @@ class PostgresStore final : public Store {
   std::optional<StoreFault> write_fault() const override;
   void probe_write() override;
   void on_lease_lost(std::function<void()> stop_all) override;
+  bool shared() const override { return true; }
+  void publish(const std::vector<PublishedEvent>& events,
+               const std::vector<std::string>& changed) override;
+  EventsAfter events_after(const std::string& id, std::int64_t after_id) override;
+  bool request_cancel(const std::string& id) override;
+  void on_cluster_news(ClusterNews news) override;
 
   // Claims up to n queued jobs at once (claim order), as claim_next does one.
   std::vector<Job> claim_many(std::int64_t now_us, int n);
@@ -100,7 +108,8 @@ class PostgresStore final : public Store {
   mutable std::mutex fault_mu_;
   std::optional<StoreFault> fault_;  // guarded by fault_mu_
   std::atomic<bool> faulted_{false};  // fault_ is set: a successful write need not lock
-  std::unique_ptr<LeaseKeeper> keeper_;  // last: stopped first
+  std::unique_ptr<LeaseKeeper> keeper_;
+  std::unique_ptr<Listener> listener_;  // last: stopped first (it asks keeper_ the lease)
 };
 
 }  // namespace runq::store::postgres
