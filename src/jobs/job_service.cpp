@@ -27,17 +27,19 @@ void overlay(Job& job, const RunningJob& rj) {
   job.completed_at_us = rj.view.completed_at_us;
 }
 
-SchedulerOptions scheduler_options(const ServiceOptions& o, std::atomic<std::int64_t>& queued,
+// queued_add: moves the backpressure count of queued jobs.
+SchedulerOptions scheduler_options(const ServiceOptions& o,
+                                   std::function<void(std::int64_t)> queued_add,
                                    DrainRate& drain) {
   SchedulerOptions so;
   so.workers = o.max_concurrent;
   so.retry_base_delay = o.retry_base_delay;
   so.retry_max_delay = o.retry_max_delay;
-  so.on_claimed = [&queued, &drain] {
-    queued.fetch_sub(1);
+  so.on_claimed = [queued_add, &drain] {
+    queued_add(-1);
     drain.record();
   };
-  so.on_requeued = [&queued] { queued.fetch_add(1); };
+  so.on_requeued = [queued_add] { queued_add(1); };
   so.end_retry_first = o.end_retry_first;
   return so;
 }
@@ -47,7 +49,7 @@ JobService::State::State(jobs::Store& store, jobs::Agent& agent, const ServiceOp
     : transitions(store),
       feed(store.shared() ? std::make_unique<EventFeed>(store) : nullptr),
       live(store, transitions, timers, o.on_job_end, feed.get()),
-      scheduler(store, transitions, agent, live, timers, scheduler_options(o, queued, drain)) {}
+      scheduler(store, transitions, agent, live, timers, scheduler_options(o, [this](std::int64_t d) { queued_add(d); }, drain)) {}
 
 JobService::JobService(jobs::Store& store, jobs::Agent& agent, ServiceOptions options)
     : store_(store),
@@ -165,7 +167,7 @@ CancelOutcome JobService::cancel(const std::string& id) {
     // A job that was already finalized here is answered from the store below.
     if (auto view = cancel_here(id)) return {CancelOutcome::Kind::cancelled, *view};
     if (state_->live.cancel_queued(id, ending_cancelled(std::nullopt))) {
-      state_->queued.fetch_sub(1);
+      state_->queued_add(-1);
       metrics::runq().job_finished(metrics::JobOutcome::cancelled, -1);
       util::log::event(spdlog::level::info, "job cancelled", {{"job_id", id}, {"was", "queued"}});
       util::log::event(spdlog::level::info, "job finished",

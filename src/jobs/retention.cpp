@@ -66,9 +66,19 @@ void JobService::queue_count_loop() {
                                      [&] { return state_->upkeep_stopping; }))
         return;
     }
+    // A count that raced with a move of this node's (a claim, a submit) may be off by it
+    // either way: counted again, a few times at most (a busy node's own moves are what
+    // change the queue most, and they are counted exactly anyway).
     try {
-      state_->queued.store(
-          store_.count_by_status(std::nullopt)[static_cast<int>(JobStatus::queued)]);
+      for (int tries = 1;; ++tries) {
+        const auto moves = state_->queued_moves.load();
+        const auto counted =
+            store_.count_by_status(std::nullopt)[static_cast<int>(JobStatus::queued)];
+        if (state_->queued_moves.load() == moves || tries == 5) {
+          state_->queued.store(counted);
+          break;
+        }
+      }
     } catch (const std::exception& e) {
       spdlog::debug("counting the queue: {}", e.what());
     }

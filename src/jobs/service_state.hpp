@@ -23,7 +23,15 @@ struct JobService::State {
   State(jobs::Store& store, jobs::Agent& agent, const ServiceOptions& o);
 
   // Backpressure bookkeeping (declared before the scheduler, which updates them).
+  // `queued` moves with this node's submits, claims, cancels and retries (queued_add);
+  // queued_moves counts those moves, so that a recount from a store shared by several
+  // nodes that raced with one is not taken (retention.cpp).
   std::atomic<std::int64_t> queued{0};
+  std::atomic<std::uint64_t> queued_moves{0};
+  void queued_add(std::int64_t d) {
+    queued.fetch_add(d);
+    queued_moves.fetch_add(1);
+  }
   DrainRate drain;
 
   Transitions transitions;  // every status change of a job goes through it

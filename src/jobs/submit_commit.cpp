@@ -96,7 +96,7 @@ void JobService::commit_loop() {
       }
     }
     if (inserted > 0) {
-      state_->queued.fetch_add(inserted);
+      state_->queued_add(inserted);
       metrics::runq().job_submitted(static_cast<std::uint64_t>(inserted));
     }
     int full_after = 0;

@@ -110,8 +110,12 @@ void Dispatcher::Impl::loop() {
   while (!stopping) {
     changed = false;
     // Ask for as many as there are workers: those in flight come back too (they are
-    // still due in the store) and are skipped below.
-    const bool free = static_cast<int>(in_flight.size()) < opt.threads;
+    // still due in the store) and are skipped below. A store shared by several nodes
+    // hands out each due delivery once (it is claimed for a while): ask for the free
+    // workers only, or the rest would wait out the claim.
+    const int free_workers = opt.threads - static_cast<int>(in_flight.size());
+    const bool free = free_workers > 0;
+    const int ask = store.shared() ? free_workers : opt.threads;
     ended_during_read.clear();
     lock.unlock();
     // While the store cannot be written (disk full, read-only) a delivery could not be
@@ -123,7 +127,7 @@ void Dispatcher::Impl::loop() {
     std::optional<std::int64_t> next;
     bool store_ok = true;
     try {
-      if (free && writable) due = store.due_webhooks(util::now_us(), opt.threads);
+      if (free && writable) due = store.due_webhooks(util::now_us(), ask);
       next = store.next_webhook_at();
     } catch (const std::exception& e) {
       spdlog::error("webhooks: cannot read pending deliveries: {}", e.what());
