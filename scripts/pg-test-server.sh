@@ -6,6 +6,9 @@
 #   scripts/pg-test-server.sh restart DIR       # start again on the same port and data
 # fsync=off: a test server need not survive a power cut (a crash of postgres itself
 # loses nothing). As root, the server runs as the `postgres` user.
+# Environment (benchmarks; unset for the tests): PG_FSYNC=on starts it durable instead
+# (fsync, synchronous_commit and full_page_writes on, PostgreSQL's defaults); PG_OPTS adds
+# server options (e.g. "-c shared_buffers=256MB"). Give them to `restart` again.
 set -euo pipefail
 BIN=/usr/lib/postgresql/15/bin
 cmd="${1:?start|stop|restart}"
@@ -18,8 +21,12 @@ free_port() {
 }
 pg_start() {
   local port; port="$(cat "$dir/port")"
+  local durability="-c fsync=off -c full_page_writes=off"
+  if [ "${PG_FSYNC:-off}" = on ]; then
+    durability="-c fsync=on -c synchronous_commit=on -c full_page_writes=on"
+  fi
   as_pg "$BIN/pg_ctl" -D "$dir/data" -w -t 60 -l "$dir/log" \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c max_connections=300" \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 $durability -c max_connections=300${PG_OPTS:+ $PG_OPTS}" \
     start >/dev/null
 }
 case "$cmd" in
