@@ -292,7 +292,9 @@ log "e2e: $(cat "$RES/e2e.json")"
 
 # diagnostic: the submit path alone (jobs held by the echo agent's sleep, so workers do
 # not claim and finish jobs in the measured window)
-start_runq submit_hold --db "$WORK/submit_hold.db" --drain-timeout 0 --access-log off
+# Every job stays queued: room for all of them (the default --max-queued would answer 429).
+start_runq submit_hold --db "$WORK/submit_hold.db" --drain-timeout 0 --access-log off \
+  --max-queued 10000000
 run_wrk submit_hold "$RQ_URL/api/v1/runs" "$HERE/wrk_post_hold.lua"
 drop_pid "$RQ_PID"
 
