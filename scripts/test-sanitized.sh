@@ -30,7 +30,7 @@ CTEST_JOBS="${CTEST_JOBS:-4}"
 # key reload of auth.
 TSAN_UNIT_TESTS=(
   job_races_test job_events_races_test job_service_test router_test lease_lost_test
-  postgres_store_test
+  postgres_store_test postgres_cluster_test
   timer_queue_test cancel_token_test group_commit_test sqlite_store_test
   http_server_test outbound_test webhook_dispatcher_test
   command_agent_test echo_agent_test prometheus_test auth_test
@@ -45,7 +45,7 @@ TSAN_INTEGRATION_TESTS=(
 )
 # On PostgreSQL (both sanitizers): several real nodes on one database. (The whole suite
 # runs on PostgreSQL in the normal build.)
-PG_INTEGRATION_TESTS=(test_cluster.py)
+PG_INTEGRATION_TESTS=(test_cluster.py test_cluster_news.py)
 join() { local IFS=';'; echo "$*"; }
 
 if [ "${RUNQ_SKIP_DEPS:-0}" != 1 ]; then

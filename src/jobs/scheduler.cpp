@@ -87,6 +87,13 @@ void Scheduler::stop() {
 }
 
 void Scheduler::stop_all_for_lost_lease() {
+  {
+    // Claimed but not started: not ours any more either.
+    std::lock_guard lock(mu_);
+    running_.fetch_sub(static_cast<int>(handoff_.size()));
+    handoff_.clear();
+  }
+  idle_cv_.notify_all();
   const auto running = live_.all();
   if (!running.empty())
     spdlog::warn("this node lost its lease: stopping its {} running job(s); other nodes "
@@ -111,6 +118,13 @@ void Scheduler::worker_loop() {
   for (;;) {
     {
       std::unique_lock lock(mu_);
+      if (!handoff_.empty()) {  // claimed for this worker by another
+        Job job = std::move(handoff_.front());
+        handoff_.pop_front();
+        lock.unlock();
+        run_job(std::move(job));
+        continue;
+      }
       if (stopping_) return;
       seen = generation_;
     }
@@ -118,7 +132,7 @@ void Scheduler::worker_loop() {
       // The store cannot be written (disk full, read-only): start nothing new, whose end
       // could not be recorded either. Look again shortly; the probe write is how the
       // server notices, by itself, that the fault has cleared.
-      if (!pause(kStoreErrorBackoff)) return;
+      if (!pause(kStoreErrorBackoff)) continue;
       try {
         store_.probe_write();
       } catch (const std::exception& e) {
@@ -126,55 +140,90 @@ void Scheduler::worker_loop() {
         continue;
       }
     }
-    if (!begin_claim()) return;  // claiming has stopped
-    std::optional<Job> job;
+    const int want = begin_claim();
+    if (want == 0) {
+      // Stopping, or the claims in flight have reserved the free slots (this worker's
+      // too: it may get a job from them). Idle until one of them ends.
+      std::unique_lock lock(mu_);
+      const std::uint64_t ended = claims_ended_;
+      ++idle_;
+      work_cv_.wait_for(lock, kIdlePoll, [&] {
+        return stopping_ || !handoff_.empty() || claims_ended_ != ended;
+      });
+      --idle_;
+      continue;
+    }
+    std::vector<Job> jobs;
     try {
-      ClaimEnd claim_end{*this, job};  // counts a claimed job as running
+      ClaimEnd claim_end{*this, want, jobs};  // counts the claimed jobs as running
       const auto t0 = std::chrono::steady_clock::now();
-      job = store_.claim_next(util::now_us());
+      jobs = store_.claim_many(util::now_us(), want);
       // Claims that hand out work: the latency a queued job sees (idle polls are not it).
-      if (job)
+      if (!jobs.empty())
         metrics::runq().store_op(
             metrics::StoreOp::claim,
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     } catch (const jobs::StoreUnavailable& e) {
       spdlog::debug("claiming a job failed: {}", e.what());  // the store logged the fault
-      if (!pause(kStoreErrorBackoff)) return;
+      pause(kStoreErrorBackoff);
       continue;
     } catch (const std::exception& e) {
       spdlog::error("claiming a job failed: {}", e.what());
-      if (!pause(kStoreErrorBackoff)) return;
+      pause(kStoreErrorBackoff);
       continue;
     }
-    if (job) {
-      if (options_.on_claimed) options_.on_claimed();
-      run_job(std::move(*job));
+    if (!jobs.empty()) {
+      if (options_.on_claimed)
+        for (std::size_t i = 0; i < jobs.size(); ++i) options_.on_claimed();
+      if (jobs.size() > 1) {
+        {
+          std::lock_guard lock(mu_);
+          for (std::size_t i = 1; i < jobs.size(); ++i) handoff_.push_back(std::move(jobs[i]));
+        }
+        for (std::size_t i = 1; i < jobs.size(); ++i) work_cv_.notify_one();
+      }
+      run_job(std::move(jobs.front()));
       continue;
     }
     // Nothing queued: sleep until a wake-up newer than our last look (or the poll).
     std::unique_lock lock(mu_);
-    work_cv_.wait_for(lock, kIdlePoll, [&] { return stopping_ || generation_ != seen; });
+    ++idle_;
+    work_cv_.wait_for(lock, kIdlePoll, [&] {
+      return stopping_ || generation_ != seen || !handoff_.empty();
+    });
+    --idle_;
   }
 }
 
-// A claim in flight counts for wait_idle from before it starts, and its job runs: a job
+// A claim in flight counts for wait_idle from before it starts, and its jobs run: a job
 // the store shows running is never handed back unrun. Checked and counted under one lock,
 // so once stop_claiming() has returned no new claim starts and every claim that did is
-// waited for by a drain.
-bool Scheduler::begin_claim() {
+// waited for by a drain. With several nodes a claim is a round trip to the database: it
+// asks for one job for this worker and one for each idle worker, within the slots that no
+// job and no other claim in flight takes (never more jobs claimed than workers). A
+// store of one node claims one job at a time. 0: no claim (stopping, or no free slot).
+int Scheduler::begin_claim() {
   std::lock_guard lock(mu_);
-  if (stopping_) return false;
+  if (stopping_) return 0;
+  const int wanted = store_.shared() ? 1 + idle_ : 1;
+  const int want = std::min(wanted, options_.workers - running_.load() - reserved_);
+  if (want <= 0) return 0;
   ++claiming_;
-  return true;
+  reserved_ += want;
+  return want;
 }
 
-void Scheduler::end_claim(bool claimed) {
+void Scheduler::end_claim(int wanted, std::size_t claimed) {
   {
     std::lock_guard lock(mu_);
     --claiming_;
-    if (claimed) running_.fetch_add(1);
+    reserved_ -= wanted;
+    ++claims_ended_;
+    running_.fetch_add(static_cast<int>(claimed));
   }
-  if (!claimed) idle_cv_.notify_all();
+  // Slots it reserved and did not fill are free again for the workers waiting on them.
+  if (static_cast<int>(claimed) < wanted) work_cv_.notify_all();
+  if (claimed == 0) idle_cv_.notify_all();
 }
 
 // Runs a job that end_claim counted as running.

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <mutex>
 #include <random>
@@ -55,14 +56,16 @@ class Scheduler {
 
  private:
   void worker_loop();
-  // A claim is starting: false once claiming has stopped. end_claim (through ClaimEnd,
-  // also when the claim throws) counts the claimed job as running.
-  bool begin_claim();
-  void end_claim(bool claimed);
+  // A claim is starting: how many jobs it may take (0: none, claiming has stopped or
+  // the slots are taken). end_claim (through ClaimEnd, also when the claim throws)
+  // counts the claimed jobs as running.
+  int begin_claim();
+  void end_claim(int wanted, std::size_t claimed);
   struct ClaimEnd {
     Scheduler& s;
-    const std::optional<Job>& job;
-    ~ClaimEnd() { s.end_claim(job.has_value()); }
+    int wanted;
+    const std::vector<Job>& jobs;
+    ~ClaimEnd() { s.end_claim(wanted, jobs.size()); }
   };
   void run_job(Job job);
   void record_end(RunningJob& rj, const Job& job, Ending ending, bool want_retry);
@@ -91,6 +94,12 @@ class Scheduler {
   std::mt19937_64 rng_;  // retry jitter (guarded by mu_)
   std::atomic<int> running_{0};
   int claiming_ = 0;  // claims in flight (guarded by mu_): a drain waits for them too
+  int idle_ = 0;      // workers waiting for work (guarded by mu_)
+  int reserved_ = 0;  // jobs the claims in flight may take (guarded by mu_)
+  std::uint64_t claims_ended_ = 0;  // bumped by every end_claim (guarded by mu_)
+  // Jobs one claim took for other idle workers (guarded by mu_). Counted as running from
+  // their claim on, and taken before anything else, also while stopping.
+  std::deque<Job> handoff_;
   std::vector<std::thread> workers_;
 };
 

@@ -310,11 +310,13 @@ def test_timeout_fails_the_job_and_kills_the_group(make_server, tmp_path, leftov
     leftovers.append(pid_file)
     srv = command_server(make_server, script("sleeper_tree.py"))
     with srv.client() as c:
-        job = submit(c, "x", config={"pid_file": pid_file}, timeout=1)
+        # 3 s: time for the (Python) script to write its pid file on a loaded machine
+        # before the timeout kills it.
+        job = submit(c, "x", config={"pid_file": pid_file}, timeout=3)
         leader, grandchild = read_pids(pid_file)
         st = wait_status(c, job["job_id"], timeout=10)
         assert st["status"] == "failed", st
-        assert st["error"] == "Job timed out after 1s"
+        assert st["error"] == "Job timed out after 3s"
         assert_all_gone(leader, grandchild, timeout=3)
 
 

@@ -94,6 +94,14 @@ class Store {
   // need not be on disk yet: a power loss may forget it (the job is queued again, its
   // attempts as before), never a job or an ending.
   virtual std::optional<Job> claim_next(std::int64_t now_us) = 0;
+  // claim_next for up to `max` jobs (in claim order), for a node's idle workers. The
+  // default claims one; a store shared by several nodes claims them in one statement.
+  virtual std::vector<Job> claim_many(std::int64_t now_us, int max) {
+    std::vector<Job> out;
+    if (max > 0)
+      if (auto job = claim_next(now_us)) out.push_back(std::move(*job));
+    return out;
+  }
 
   // Writes a terminal state (status, result, error, progress, completed_at, events_json,
   // run_id, agent_id, metrics) if the stored job is not terminal yet. False if it

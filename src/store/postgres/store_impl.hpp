@@ -64,8 +64,7 @@ class PostgresStore final : public Store {
   bool request_cancel(const std::string& id) override;
   void on_cluster_news(ClusterNews news) override;
 
-  // Claims up to n queued jobs at once (claim order), as claim_next does one.
-  std::vector<Job> claim_many(std::int64_t now_us, int n);
+  std::vector<Job> claim_many(std::int64_t now_us, int n) override;
   const std::string& node_name() const { return node_name_; }
 
  private:
