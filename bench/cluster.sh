@@ -91,24 +91,7 @@ drop_pid() {  # stop one process we started (SIGTERM, wait) and forget it
   for q in "${PIDS[@]}"; do [[ "$q" != "$p" ]] && keep+=("$q"); done
   PIDS=("${keep[@]}")
 }
-# start_runq NAME CPUS [serve flags...]: sets RQ_PID and RQ_URL (CPUS "all": unpinned)
-start_runq() {
-  local name="$1" cpus="$2"; shift 2
-  local lg="$WORK/$name.log" pin=()
-  [[ "$cpus" != all ]] && pin=(taskset -c "$cpus")
-  "${pin[@]}" "$RUNQ" serve --host 127.0.0.1 --port 0 "$@" >"$lg" 2>&1 &
-  RQ_PID=$!; PIDS+=("$RQ_PID")
-  RQ_URL=""
-  local i
-  for i in $(seq 600); do
-    RQ_URL="$(grep -so 'listening on http://[^ ]*' "$lg" | head -1 | cut -d' ' -f3 || true)"
-    [[ -n "$RQ_URL" ]] && break
-    kill -0 "$RQ_PID" 2>/dev/null || { cat "$lg" >&2; exit 1; }
-    sleep 0.05
-  done
-  [[ -n "$RQ_URL" ]] || { echo "runq ($name) did not start" >&2; cat "$lg" >&2; exit 1; }
-  log "runq $name: pid $RQ_PID at $RQ_URL (cpus $cpus)"
-}
+source "$HERE/lib.sh"  # start_runq
 stats() { curl -sf "$1/stats"; }
 jq_py() { "$PY" -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 pending() { stats "$1" | jq_py 'd["by_status"].get("queued",0)+d["by_status"].get("running",0)'; }

@@ -102,23 +102,7 @@ wait_http() {  # URL: until it answers
   echo "no answer from $1" >&2; return 1
 }
 
-# start_runq NAME [serve flags...]: runq on core $SCPU, sets RQ_PID and RQ_URL.
-start_runq() {
-  local name="$1"; shift
-  local lg="$WORK/$name.log"
-  taskset -c "$SCPU" "$RUNQ" serve --host 127.0.0.1 --port 0 "$@" >"$lg" 2>&1 &
-  RQ_PID=$!; PIDS+=("$RQ_PID")
-  RQ_URL=""
-  local i
-  for i in $(seq 600); do
-    RQ_URL="$(grep -so 'listening on http://[^ ]*' "$lg" | head -1 | cut -d' ' -f3 || true)"
-    [[ -n "$RQ_URL" ]] && break
-    kill -0 "$RQ_PID" 2>/dev/null || { cat "$lg" >&2; exit 1; }
-    sleep 0.05
-  done
-  [[ -n "$RQ_URL" ]] || { echo "runq ($name) did not start" >&2; cat "$lg" >&2; exit 1; }
-  log "runq $name: pid $RQ_PID at $RQ_URL ($*)"
-}
+source "$HERE/lib.sh"  # start_runq
 
 # run_wrk NAME URL [script]: warm-up (unless NO_WARMUP=1), then the measured run; result
 # in $RES/NAME.json.
@@ -184,7 +168,7 @@ log "machine load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---- a seed database: one finished job ------------------------------------------------
 SEED="$WORK/seed.db"
-start_runq seed --db "$SEED"
+start_runq seed "$SCPU" --db "$SEED"
 JOB="$(curl -sf -X POST -H 'Content-Type: application/json' -d '{"prompt":"bench"}' \
         "$RQ_URL/api/v1/runs" | jq_py 'd["job_id"]')"
 curl -sf "$RQ_URL/api/v1/runs/$JOB?wait=10" >/dev/null
@@ -194,12 +178,12 @@ log "seed job $JOB"
 
 # ---- 1 and 2: status GET, runq vs nginx vs FastAPI --------------------------------------
 cp "$SEED" "$WORK/get.db"
-start_runq get --db "$WORK/get.db" --io-threads 1 --max-connections $((IDLE_CONNS + 1000)) \
+start_runq get "$SCPU" --db "$WORK/get.db" --io-threads 1 --max-connections $((IDLE_CONNS + 1000)) \
   --access-log off
 GET_PID=$RQ_PID; GET_URL=$RQ_URL
 # the same with its access log on (runq's default; nginx and uvicorn run without one)
 cp "$SEED" "$WORK/get_log.db"
-start_runq get_log --db "$WORK/get_log.db" --io-threads 1
+start_runq get_log "$SCPU" --db "$WORK/get_log.db" --io-threads 1
 GETLOG_PID=$RQ_PID; GETLOG_URL=$RQ_URL
 curl -sf -o "$WORK/body.json" "$GET_URL$STATUS_PATH"
 log "status body: $(wc -c <"$WORK/body.json") bytes"
@@ -244,7 +228,7 @@ log "idle: $(cat "$RES/idle_conns.json")"
 drop_pid "$GET_PID"
 
 # ---- 3: submit throughput, durability, end-to-end --------------------------------------
-start_runq submit --db "$WORK/submit.db" --access-log off
+start_runq submit "$SCPU" --db "$WORK/submit.db" --access-log off
 SUB_PID=$RQ_PID; SUB_URL=$RQ_URL
 taskset -c "$CCPU" wrk -t1 -c50 -d"${WARMUP}s" -s "$HERE/wrk_post.lua" "$SUB_URL/api/v1/runs" >/dev/null
 # wait for the warm-up's jobs to drain so the measured window starts idle
@@ -293,13 +277,13 @@ log "e2e: $(cat "$RES/e2e.json")"
 # diagnostic: the submit path alone (jobs held by the echo agent's sleep, so workers do
 # not claim and finish jobs in the measured window)
 # Every job stays queued: room for all of them (the default --max-queued would answer 429).
-start_runq submit_hold --db "$WORK/submit_hold.db" --drain-timeout 0 --access-log off \
+start_runq submit_hold "$SCPU" --db "$WORK/submit_hold.db" --drain-timeout 0 --access-log off \
   --max-queued 10000000
 run_wrk submit_hold "$RQ_URL/api/v1/runs" "$HERE/wrk_post_hold.lua"
 drop_pid "$RQ_PID"
 
 # ---- 4: dispatch latency on an idle server ---------------------------------------------
-start_runq dispatch --db "$WORK/dispatch.db"
+start_runq dispatch "$SCPU" --db "$WORK/dispatch.db"
 taskset -c "$CCPU" "$PY" "$HERE/dispatch.py" "$RQ_URL" "$DISPATCH_N" >"$RES/dispatch.json"
 log "dispatch: $(cat "$RES/dispatch.json")"
 drop_pid "$RQ_PID"
@@ -319,9 +303,9 @@ taskset -c "$SCPU" "$PY" "$HERE/startup.py" 5 -- "$RUNQ" serve --host 127.0.0.1 
 log "start-up: big $(cat "$RES/startup_big.json"), small $(cat "$RES/startup_small.json")"
 # the same GET on the empty database, interleaved with the big one (same rounds)
 cp "$SEED" "$WORK/small.db"
-start_runq small --db "$WORK/small.db" --io-threads 1 --access-log off
+start_runq small "$SCPU" --db "$WORK/small.db" --io-threads 1 --access-log off
 SMALL_PID=$RQ_PID; SMALL_URL=$RQ_URL
-start_runq big --db "$WORK/big.db" --io-threads 1 --access-log off
+start_runq big "$SCPU" --db "$WORK/big.db" --io-threads 1 --access-log off
 echo "{\"rss_kib\": $(vmrss_kib "$RQ_PID")}" >"$RES/big_rss_idle.json"
 # a job in the middle of the table too (a different id than the template's)
 MID="$("$PY" -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("select id from jobs where seq=(select max(seq)/2 from jobs)").fetchone()[0])' "$WORK/big.db")"

@@ -358,6 +358,23 @@ def wait_status(client, job_id, statuses=TERMINAL, timeout=20, interval=0.01):
         time.sleep(interval)
 
 
+def proc_stat(pid):
+    """(state, pgrp) of a process, or None if there is none."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            s = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = s[s.rindex(")") + 2:].split()
+    return fields[0], int(fields[2])
+
+
+def alive(pid):
+    """Zombies count as gone: this machine's init may never reap orphans."""
+    st = proc_stat(pid)
+    return st is not None and st[0] not in ("Z", "X")
+
+
 def wait_until(fn, timeout=10, interval=0.01, what="condition"):
     """Calls fn() until it returns something truthy; returns that value."""
     deadline = time.monotonic() + timeout

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from conftest import STORE, collect_stream, get_status, submit, wait_status, wait_until
+from conftest import (STORE, alive, collect_stream, get_status, proc_stat, submit, wait_status,
+                      wait_until)
 
 AGENTS = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "agents"))
 RUNS = "/api/v1/runs"
@@ -24,23 +25,6 @@ def command_server(make_server, command, *args, env=None):
 
 
 # --- process checks ----------------------------------------------------------------------
-
-def proc_stat(pid):
-    """(state, pgrp) of a process, or None if there is none."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            s = f.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    fields = s[s.rindex(")") + 2:].split()
-    return fields[0], int(fields[2])
-
-
-def alive(pid):
-    """Zombies count as gone: this machine's init may never reap orphans."""
-    st = proc_stat(pid)
-    return st is not None and st[0] not in ("Z", "X")
-
 
 def live_group(pgid):
     """Pids of the live (non-zombie) processes in process group `pgid`."""

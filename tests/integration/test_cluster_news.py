@@ -7,7 +7,8 @@ import os
 
 import pytest
 
-from conftest import collect_stream, get_status, iter_sse, submit, wait_status, wait_until
+from conftest import (alive, collect_stream, get_status, iter_sse, submit, wait_status,
+                      wait_until)
 
 pytestmark = pytest.mark.postgresql_only
 
@@ -19,16 +20,6 @@ RECORD = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "agents",
 def events_of(events):
     """(id, event, data) of the events proper (heartbeats are comments)."""
     return [(e.id, e.event, e.data_raw) for e in events if e.event is not None]
-
-
-def alive(pid):
-    """A zombie counts as gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            s = f.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return s[s.rindex(")") + 2:].split()[0] not in ("Z", "X")
 
 
 def running_on_a(make_server, tmp_path, *args, **fields):
