@@ -246,3 +246,22 @@ def test_database_restart_under_submit_load_loses_no_acknowledged_job(make_serve
             assert c.get("/health").json()["status"] == "healthy"
     finally:
         pg.stop()
+
+
+def test_all_nodes_restarted_run_every_job(make_server, tmp_path, runs_file):
+    """Every node stops (SIGTERM, no drain time) while jobs run and wait, then all start
+    again: every job ends succeeded. (A stopped run goes back to the queue and runs again,
+    maybe on the node still up, which may stop it too.)"""
+    nodes = start_nodes(make_server, tmp_path, runs_file, 2, "--max-concurrent", "2",
+                        sleep=0.5)
+    with nodes[0].client() as c:
+        ids = [submit(c, f"r{i}")["job_id"] for i in range(10)]
+        wait_until(lambda: len(recorded(runs_file)) >= 3, what="jobs running on the nodes")
+    for n in nodes:
+        assert n.terminate() == 0
+    for n in nodes:
+        n.start()
+    with nodes[1].client() as c:
+        for job_id in ids:
+            assert wait_status(c, job_id, timeout=60)["status"] == "succeeded", job_id
+    assert set(recorded(runs_file)) == set(ids)
