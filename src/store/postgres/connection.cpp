@@ -102,8 +102,8 @@ void Connection::on_notice(void* self, const PGresult* notice) {
 
 void Connection::configure() {
   prepared_.reset();  // a new session has none
-  exec((std::string("SET idle_in_transaction_session_timeout = '") +
-        kIdleInTransactionTimeout + "'")
+  exec(("SET idle_in_transaction_session_timeout = '" +
+        settings_.idle_in_transaction_timeout + "'")
            .c_str());
 }
 

@@ -12,11 +12,12 @@ struct ConnSettings {
   std::vector<std::string> keywords, values;
   // "host:port/dbname", without user or password: for messages and logs.
   std::string where;
+  // Ends a transaction left open by a stuck client (a frozen node), so it cannot hold
+  // its locks for long. Set on every session (a PostgreSQL interval).
+  std::string idle_in_transaction_timeout = "60s";
 };
 
 inline constexpr int kConnectTimeoutS = 3;
-// Ends a transaction left open by a stuck client, so it cannot hold row locks forever.
-inline constexpr const char* kIdleInTransactionTimeout = "60s";
 
 // Throws std::runtime_error if `uri` is not a valid libpq connection string.
 ConnSettings conn_settings(const std::string& uri, const std::string& node_name);

@@ -30,11 +30,13 @@ std::string new_lease_id(const std::string& name) {
 
 // The pool's settings, for the keeper's own connection: another application_name (the
 // pool's connections are "runq/<name>"), and bounded waits that fit the lease: a renewal
-// stuck on a vanished server or on a lock must not outlast it. (Set before the user's
-// URI, which may override them.)
+// stuck on a vanished server or on a lock must not outlast it, and a rescue transaction
+// of a node frozen halfway (SIGSTOP, a VM pause) must not keep the rescue lock from the
+// other nodes. (Set before the user's URI, which may override them.)
 ConnSettings keeper_settings(const PostgresOptions& o, milliseconds lease) {
   ConnSettings s = conn_settings(o.uri, o.node_name + "/lease");
   const auto bound = std::to_string(std::max<long long>(lease.count() / 3, 300));
+  s.idle_in_transaction_timeout = bound + "ms";
   for (std::size_t i = 0; i < s.keywords.size(); ++i) {
     if (s.keywords[i] == "tcp_user_timeout") s.values[i] = bound;
   }
