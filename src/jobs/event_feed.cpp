@@ -13,6 +13,10 @@ namespace {
 constexpr auto kRetryPause = std::chrono::milliseconds(200);
 constexpr int kMaxTries = 50;
 constexpr int kTriesWhenStopping = 3;
+// A write waits this long for more to gather, and for short jobs to end: the events of a
+// job that has ended are not written at all (its end stored its whole history), only its
+// news. Well within the 100 ms in which other nodes' streams must see an event.
+constexpr auto kGather = std::chrono::milliseconds(20);
 }  // namespace
 
 EventFeed::EventFeed(Store& store) : store_(store) {
@@ -69,6 +73,9 @@ void EventFeed::collect(const std::string& id) {
   }
   if (!fresh.empty() || closed) changed_.push_back(id);
   if (closed) {
+    // Ended, and stored whole (the end is written before the log closes): the events not
+    // written yet are not needed any more.
+    std::erase_if(events_, [&](const Store::PublishedEvent& e) { return e.job_id == id; });
     log->unlisten(f.handle);
     followed_.erase(it);
   }
@@ -94,6 +101,7 @@ void EventFeed::run() {
   for (;;) {
     cv_.wait(lock, [this] { return stopping_ || !events_.empty() || !changed_.empty(); });
     if (events_.empty() && changed_.empty()) return;  // stopping, and all written
+    cv_.wait_for(lock, kGather, [this] { return stopping_; });
     std::vector<Store::PublishedEvent> events;
     std::vector<std::string> changed;
     events.swap(events_);

@@ -79,15 +79,16 @@ void lease_statements(Set& set) {
 // Several nodes (cluster_queries.cpp). $1 a JSON array of {"j","a","i","t","d"} (job id,
 // attempt, event id, type, data), $2 this node's lease id, $3 a JSON array of job ids.
 // Events are stored only for an attempt this node still runs (or has just handed back
-// to the queue for a retry): FOR SHARE waits for an end being written right now, which
-// then leaves nothing to store, so no event outlives its job's end.
+// to the queue for a retry). Without a row lock (it would write every job row again and
+// hold up its end): an end written at the same moment may leave rows behind, which
+// nobody reads (an ended job's history is its events_json) and which go with the job.
 template <class Set>
 void cluster_statements(Set& set) {
   set(s_publish, "publish",
       "WITH e AS (SELECT * FROM json_to_recordset($1::json) AS e(j text, a integer, "
       "i bigint, t text, d text)), "
       "ours AS (SELECT id, attempts FROM jobs WHERE id IN (SELECT DISTINCT j FROM e) AND "
-      "lease_node = $2 AND status IN ('running', 'queued') FOR SHARE), "
+      "lease_node = $2 AND status IN ('running', 'queued')), "
       "stored AS (INSERT INTO job_events (job_id, id, type, data) SELECT e.j, e.i, e.t, "
       "e.d FROM e JOIN ours ON ours.id = e.j AND ours.attempts = e.a "
       "ON CONFLICT DO NOTHING) "
