@@ -4,7 +4,7 @@
 # Extra arguments go to `runq serve` (see `build/runq serve --help`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh
+bash scripts/install-deps.sh build
 cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DRUNQ_BUILD_TESTS=OFF
 cmake --build build-release -j"$(nproc)" --target runq
 exec ./build-release/runq serve "$@"

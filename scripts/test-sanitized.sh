@@ -2,7 +2,8 @@
 # Builds runq and its tests under the sanitizers (g++) and runs them through ctest (GTest
 # units + the pytest integration suite against the sanitized runq):
 #   build-asan: AddressSanitizer + UndefinedBehaviorSanitizer (UB is fatal), leaks checked.
-#               Everything: every unit test and the whole integration suite.
+#               Everything: every unit test and the whole integration suite but the
+#               dashboard's browser tests (tests/CMakeLists.txt, RUNQ_BROWSER_TESTS).
 #   build-tsan: ThreadSanitizer. What runs on more than one thread: the unit tests and
 #               integration files named in TSAN_UNIT_TESTS and TSAN_INTEGRATION_TESTS
 #               below (the others are single-threaded code that TSan has nothing to say
@@ -71,7 +72,7 @@ for kind in "${KINDS[@]}"; do
   # than -O2 -g, stacks still name file and line. Assertions stay on.
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" \
     -DRUNQ_SANITIZE="$sanitize" -DRUNQ_UNIT_TESTS="$units" -DRUNQ_INTEGRATION_TESTS="$integration" \
-    -DRUNQ_PG_INTEGRATION_TESTS="$(join "${PG_INTEGRATION_TESTS[@]}")" \
+    -DRUNQ_PG_INTEGRATION_TESTS="$(join "${PG_INTEGRATION_TESTS[@]}")" -DRUNQ_BROWSER_TESTS=OFF \
     >/dev/null
   nice -n 10 cmake --build "$dir" -j"$JOBS"
   t1=$(date +%s)

@@ -11,6 +11,7 @@
 #include "runq/store/postgres_store.hpp"
 #include "runq/store/sqlite_store.hpp"
 #include "runq/util/log.hpp"
+#include "runq/util/url.hpp"
 #include "runq/webhooks/dispatcher.hpp"
 
 #include <spdlog/spdlog.h>
@@ -146,6 +147,15 @@ int serve(const runq::config::ServeConfig& cfg) {
   api_options.allow_private_webhooks = cfg.allow_private_webhooks;
   api_options.keys = api_keys;
   api_options.cors_origins = cfg.cors_origins;
+  // Against DNS rebinding: a loopback server without keys answers only to its own names.
+  api_options.host_check.enabled =
+      runq::config::is_loopback_host(cfg.host) && !cfg.auth_enabled();
+  api_options.host_check.allowed = cfg.allowed_hosts;
+  if (cfg.public_url) {
+    const auto url = runq::util::parse_url(*cfg.public_url);
+    if (const auto* u = std::get_if<runq::util::Url>(&url))
+      api_options.host_check.allowed.push_back(u->host);
+  }
   runq::http::Server* server_ptr = nullptr;  // set below; /metrics reads its connections
   api_options.open_connections = [&server_ptr]() -> std::int64_t {
     return server_ptr ? static_cast<std::int64_t>(server_ptr->open_connections()) : 0;

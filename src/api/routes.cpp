@@ -27,6 +27,11 @@ const Router::Route Router::kRoutes[] = {
     {"/api/v1/runs/{job_id}/result",  &Router::get_result, nullptr,         nullptr,         true},
     {"/api/v1/runs/{job_id}/cancel",  nullptr,             &Router::cancel, nullptr,         true},
     {"/api/v1/runs/{job_id}/stream",  &Router::stream,     nullptr,         nullptr,         true},
+    // The dashboard (ui_routes.cpp): last, the API's routes are matched first.
+    {"/",                             &Router::ui_redirect, nullptr,        nullptr,         false},
+    {"/ui",                           &Router::ui_redirect, nullptr,        nullptr,         false},
+    {"/ui/",                          &Router::ui_file,    nullptr,         nullptr,         false},
+    {"/ui/{file}",                    &Router::ui_file,    nullptr,         nullptr,         false},
 };
 const std::size_t Router::kRouteCount = std::size(Router::kRoutes);
 
@@ -34,7 +39,7 @@ namespace {
 
 constexpr std::string_view kOther = "other";
 
-// The job id from the path: percent-decoded only when it needs it (the hot path doesn't).
+// The path's parameter (a job id) from the path: percent-decoded only when it needs it (the hot path doesn't).
 std::string decode_id(std::string_view raw) {
   return raw.find('%') == std::string_view::npos ? std::string(raw) : percent_decode(raw, false);
 }
@@ -95,7 +100,8 @@ std::string_view Router::allowed_methods(const Route& route) {
 Router::Router(jobs::JobService& service, ApiOptions options)
     : service_(service),
       options_(std::move(options)),
-      cors_(options_.cors_origins, options_.cors_max_age_s) {}
+      cors_(options_.cors_origins, options_.cors_max_age_s),
+      guard_(options_.host_check, cors_) {}
 
 void Router::handle(http::Request&& request, http::Reply reply) {
   const RouteMatch match = match_route(request.path);
@@ -103,6 +109,10 @@ void Router::handle(http::Request&& request, http::Reply reply) {
 }
 
 void Router::handle(http::Request&& request, const RouteMatch& match, http::Reply reply) {
+  if (auto refusal = guard_.check(request)) {
+    reply(std::move(*refusal));
+    return;
+  }
   // An allowed browser origin gets the CORS headers on every answer, also those sent later.
   if (const std::string* origin = cors_.allowed_origin(request)) {
     reply = [reply = std::move(reply), origin = *origin](http::Response r) {
@@ -131,7 +141,7 @@ void Router::handle(http::Request&& request, const RouteMatch& match, http::Repl
     } else if (handler = handler_of(*route, request.method); !handler) {
       response = method_not_allowed(allowed_methods(*route));
     } else if (const std::string id = decode_id(match.id(request.path));
-               match.id_size != 0 && !util::is_job_id(id)) {
+               route->job_param && match.id_size != 0 && !util::is_job_id(id)) {
       response = not_found_job(id);
     } else {
       Call call{request, id, caller, reply};

@@ -12,7 +12,10 @@ std::optional<http::Response> Router::health(Call& /*call*/) {
   const jobs::HealthStats h = service_.health();
   const bool unreachable =
       h.store_fault && h.store_fault->reason == jobs::FaultReason::unreachable;
-  return json_response(unreachable ? 503 : 200, health_json(h));
+  Json body = health_json(h);
+  // For the dashboard: whether to ask for a key before it calls the API.
+  body["auth_required"] = options_.keys && options_.keys->enabled();
+  return json_response(unreachable ? 503 : 200, body);
 }
 
 // All of the server's numbers (not per key): an operator's view, behind a key like

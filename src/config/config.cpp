@@ -215,6 +215,12 @@ std::optional<int> parse_serve(const std::vector<std::string>& args, ServeConfig
   app.add_flag("--insecure-no-auth", out.insecure_no_auth,
                "Serve a non-loopback address without API keys (anyone who can reach it "
                "can use it)");
+  app.add_option("--allowed-host", out.allowed_hosts,
+                 "Host name clients may reach a loopback server without keys by, besides "
+                 "localhost and loopback addresses (repeatable; * allows any). Others get 421")
+      ->envname("RUNQ_ALLOWED_HOSTS")
+      ->delimiter(',')
+      ->allow_extra_args(false);
   app.add_option("--cors-origin", out.cors_origins,
                  "Browser origin allowed to call the API, e.g. https://app.example.com "
                  "(repeatable; * allows any). CORS is off without it")

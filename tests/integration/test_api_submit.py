@@ -68,26 +68,29 @@ def test_submit_202_reply_exact(server, client):
     assert status["created_at"] == body["created_at"]
 
 
-def test_submit_urls_built_from_host_header(client):
-    r = client.post(RUNS, json={"prompt": "x"}, headers={"Host": "jobs.example.test:9999"})
-    assert r.status_code == 202, r.text
-    body = r.json()
-    job_id = body["job_id"]
-    assert body["poll_url"] == f"http://jobs.example.test:9999/api/v1/runs/{job_id}"
-    assert body["stream_url"] == f"http://jobs.example.test:9999/api/v1/runs/{job_id}/stream"
-    assert r.headers["location"] == body["poll_url"]
+def test_submit_urls_built_from_host_header(make_server):
+    # Names other than loopback ones must be allowed (the Host check, docs/security.md).
+    s = make_server("--allowed-host", "jobs.example.test,example.org")
+    with s.client() as client:
+        r = client.post(RUNS, json={"prompt": "x"}, headers={"Host": "jobs.example.test:9999"})
+        assert r.status_code == 202, r.text
+        body = r.json()
+        job_id = body["job_id"]
+        assert body["poll_url"] == f"http://jobs.example.test:9999/api/v1/runs/{job_id}"
+        assert body["stream_url"] == f"http://jobs.example.test:9999/api/v1/runs/{job_id}/stream"
+        assert r.headers["location"] == body["poll_url"]
 
-    r = client.post(RUNS, json={"prompt": "x"}, headers={"Host": "example.org"})
-    assert r.status_code == 202, r.text
-    body = r.json()
-    assert body["poll_url"] == f"http://example.org/api/v1/runs/{body['job_id']}"
-    assert r.headers["location"] == body["poll_url"]
+        r = client.post(RUNS, json={"prompt": "x"}, headers={"Host": "example.org"})
+        assert r.status_code == 202, r.text
+        body = r.json()
+        assert body["poll_url"] == f"http://example.org/api/v1/runs/{body['job_id']}"
+        assert r.headers["location"] == body["poll_url"]
 
 
 def test_submit_urls_from_public_url(make_server):
     s = make_server("--public-url", "https://jobs.example.com")
     with s.client() as c:
-        r = c.post(RUNS, json={"prompt": "x"}, headers={"Host": "ignored.test:1"})
+        r = c.post(RUNS, json={"prompt": "x"}, headers={"Host": "localhost:1"})
         assert r.status_code == 202, r.text
         body = r.json()
         assert body["poll_url"] == f"https://jobs.example.com/api/v1/runs/{body['job_id']}"
@@ -188,7 +191,7 @@ def test_content_types_accepted(shared_client):
 
 def test_no_content_type_header_at_all(shared_server):
     body = b'{"prompt":"raw"}'
-    req = (b"POST /api/v1/runs HTTP/1.1\r\nHost: h\r\nConnection: close\r\n"
+    req = (b"POST /api/v1/runs HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
     status, headers, resp = raw_http(shared_server.url, req)
     assert status == 202, resp
@@ -409,7 +412,7 @@ def test_413_default_limit_is_one_mib(server):
 def test_413_sent_before_the_body(server):
     # Content-Length alone shows the body is too big: the answer must come without the
     # client sending a single body byte.
-    req = (b"POST /api/v1/runs HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\n"
+    req = (b"POST /api/v1/runs HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
            b"Content-Length: 50000000\r\n\r\n")
     t0 = time.monotonic()
     status, headers, body = raw_http(server.url, req, timeout=5)

@@ -121,7 +121,7 @@ class RawConn:
 def req(method, target, headers=(), body=b"", version="1.1", host=True):
     lines = [f"{method} {target} HTTP/{version}"]
     if host:
-        lines.append("Host: test")
+        lines.append("Host: localhost")
     lines.extend(headers)
     if body and not any(h.lower().startswith(("content-length", "transfer-encoding"))
                         for h in headers):
@@ -246,7 +246,7 @@ def test_silent_connection_closed_after_header_timeout(make_server):
 def test_trickled_body_cut_off_after_body_timeout(make_server):
     s = make_server("--body-timeout", "1")
     with RawConn(s.url) as c:
-        c.send(b"POST /api/v1/runs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        c.send(b"POST /api/v1/runs HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                b"Content-Length: 5000\r\n\r\n")
         # The body comes a byte every 0.2 s: only a deadline on the whole body ends it.
         took = _time_until_closed(c, trickle=b"{" + b" " * 4000)
@@ -557,13 +557,13 @@ def test_max_connections_counts_silent_connections(make_server):
     b"THIS IS NOT HTTP\r\n\r\n",
     b"GET /health HTTP/9.9\r\n\r\n",
     b"GET /health\r\n\r\n",
-    b"GET  /health  HTTP/1.1\r\nHost: t\r\n\r\n",
-    b"G\x00T /health HTTP/1.1\r\nHost: t\r\n\r\n",
+    b"GET  /health  HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    b"G\x00T /health HTTP/1.1\r\nHost: localhost\r\n\r\n",
     b"GET /health HTTP/1.1\r\nBad Header Name: x\r\n\r\n",
     b"GET /health HTTP/1.1\r\nX-Ctl: a\x01b\r\n\r\n",
-    b"POST /api/v1/runs HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n",
-    b"POST /api/v1/runs HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
-    b"POST /api/v1/runs HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    b"POST /api/v1/runs HTTP/1.1\r\nHost: localhost\r\nContent-Length: abc\r\n\r\n",
+    b"POST /api/v1/runs HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+    b"POST /api/v1/runs HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
 ], ids=["binary", "not-http", "bad-version", "http09", "double-spaces", "nul-in-method",
         "space-in-header-name", "control-char-in-value", "bad-content-length",
         "duplicate-content-length", "bad-chunk-size"])
@@ -582,13 +582,13 @@ def test_clients_vanishing_mid_request_do_not_hurt_the_server(make_server):
     s = make_server()
     host, port = urlsplit(s.url).hostname, urlsplit(s.url).port
     partials = [
-        b"GET /health HTTP/1.1\r\nHost: t\r\n",                             # mid-headers
+        b"GET /health HTTP/1.1\r\nHost: localhost\r\n",                             # mid-headers
         b"GET /hea",                                                         # mid-line
-        b"POST /api/v1/runs HTTP/1.1\r\nHost: t\r\nContent-Length: 500\r\n\r\n{\"pro",
-        b"POST /api/v1/runs HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
-        b"POST /api/v1/runs HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        b"POST /api/v1/runs HTTP/1.1\r\nHost: localhost\r\nContent-Length: 500\r\n\r\n{\"pro",
+        b"POST /api/v1/runs HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
+        b"POST /api/v1/runs HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
         b"Content-Length: 17\r\n\r\n{\"prompt\": \"bye\"}",                  # whole, unread
-        b"GET /api/v1/runs HTTP/1.1\r\nHost: t\r\n\r\n",                     # whole, unread
+        b"GET /api/v1/runs HTTP/1.1\r\nHost: localhost\r\n\r\n",                     # whole, unread
         b"",                                                                 # nothing
     ]
     errors = []

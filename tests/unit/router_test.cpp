@@ -626,7 +626,7 @@ TEST_F(RouterTest, HealthAndStats) {
 // ------------------------------------------------------------------ routing
 
 TEST_F(RouterTest, UnknownPaths404) {
-  for (const char* p : {"/", "/api", "/api/v1", "/api/v1/runs/", "/api/v1/runsx",
+  for (const char* p : {"/api", "/api/v1", "/api/v1/runs/", "/api/v1/runsx",
                         "/api/v1/runs//result", "/api/v1/runs/run_0123456789ab/",
                         "/api/v1/runs/run_0123456789ab/foo", "/healthz", "/health/"}) {
     Answer a = get(p);
@@ -804,4 +804,136 @@ TEST_F(RouterTest, NoCorsHeadersWhenOff) {
                     {{"origin", "https://app.example.com"},
                      {"access-control-request-method", "POST"}});
   EXPECT_EQ(pre.r.status, 405);
+}
+
+// The dashboard: its files need no key, even when keys are on (they hold no data).
+TEST_F(RouterAuthTest, DashboardNeedsNoKeyAndHealthSaysKeysAreNeeded) {
+  EXPECT_EQ(get("/health").body()["auth_required"], true);
+  EXPECT_EQ(get("/").r.status, 302);
+  Answer page = get("/ui/");
+  EXPECT_EQ(page.r.status, 200);
+  EXPECT_EQ(page.r.content_type, "text/html; charset=utf-8");
+  EXPECT_EQ(get("/stats").r.status, 401);  // the data still needs one
+}
+
+TEST_F(RouterTest, HealthSaysNoKeyIsNeeded) {
+  EXPECT_EQ(get("/health").body()["auth_required"], false);
+}
+
+TEST_F(RouterTest, RootAndUiRedirectToTheDashboard) {
+  for (const char* p : {"/", "/ui"}) {
+    Answer a = get(p);
+    EXPECT_EQ(a.r.status, 302) << p;
+    ASSERT_NE(a.header("Location"), nullptr) << p;
+    EXPECT_EQ(*a.header("Location"), "/ui/") << p;
+    EXPECT_EQ(a.r.body, "") << p;
+  }
+  EXPECT_EQ(call("POST", "/ui/").r.status, 405);
+}
+
+TEST_F(RouterTest, DashboardFilesCarryCspAndAnETag) {
+  Answer page = get("/ui/");
+  ASSERT_EQ(page.r.status, 200);
+  EXPECT_NE(page.r.body.find("<!doctype html>"), std::string::npos);
+  EXPECT_EQ(get("/ui/index.html").r.body, page.r.body);
+  ASSERT_NE(page.header("Content-Security-Policy"), nullptr);
+  EXPECT_EQ(page.header("Content-Security-Policy")->rfind("default-src 'self'", 0), 0u);
+  EXPECT_EQ(*page.header("X-Content-Type-Options"), "nosniff");
+  EXPECT_EQ(*page.header("Cache-Control"), "no-cache");
+  const std::string* etag = page.header("ETag");
+  ASSERT_NE(etag, nullptr);
+  EXPECT_EQ(etag->front(), '"');
+  // Unchanged: 304 without a body. Another tag: the file again.
+  Answer same = call("GET", "/ui/", {}, {{"if-none-match", *etag}});
+  EXPECT_EQ(same.r.status, 304);
+  EXPECT_EQ(same.r.body, "");
+  EXPECT_EQ(*same.header("ETag"), *etag);
+  EXPECT_EQ(call("GET", "/ui/", {}, {{"if-none-match", "\"other\""}}).r.status, 200);
+  for (const char* p : {"/ui/nope.js", "/ui/..%2fCMakeLists.txt", "/ui/%2e%2e", "/ui/a/b"}) {
+    Answer a = get(p);
+    EXPECT_EQ(a.r.status, 404) << p;
+    EXPECT_EQ(a.body(), detail("Not Found")) << p;
+  }
+}
+
+class RouterHostCheckTest : public RouterTest {
+ protected:
+  void SetUp() override {
+    api::ApiOptions o;
+    o.host_check.enabled = true;
+    o.host_check.allowed = {"jobs.internal", "Runq.Example.COM"};
+    start(2, o);
+  }
+  Answer from_host(const std::string& host, const std::string& target = "/health") {
+    return call("GET", target, {}, {{"host", host}});
+  }
+};
+
+TEST_F(RouterHostCheckTest, ForeignHostsGet421) {
+  for (const char* host : {"evil.example", "evil.example:8005", "127.0.0.1.evil.example",
+                           "localhost.evil.example", "192.168.1.5:8005", "[2001:db8::1]:8005",
+                           "jobs.internal.evil.example", "", "0.0.0.0:8005"}) {
+    for (const char* target : {"/health", "/ui/", "/", "/api/v1/runs"}) {
+      Answer a = from_host(host, target);
+      EXPECT_EQ(a.r.status, 421) << host << " " << target;
+      EXPECT_EQ(a.body(), detail("Misdirected Request")) << host;
+    }
+  }
+}
+
+TEST_F(RouterHostCheckTest, LoopbackAndAllowedHostsPass) {
+  for (const char* host : {"127.0.0.1:8005", "127.0.0.1", "127.1.2.3:80", "localhost:8005",
+                           "LOCALHOST", "localhost.", "app.localhost:8005", "[::1]:8005",
+                           "[::1]", "jobs.internal", "jobs.internal:443",
+                           "runq.example.com:8005"})
+    EXPECT_EQ(from_host(host).r.status, 200) << host;
+  // HTTP/1.0 clients may send no Host; browsers always do.
+  EXPECT_EQ(get("/health").r.status, 200);
+}
+
+TEST_F(RouterTest, TheHostCheckIsOffUnlessTurnedOn) {
+  EXPECT_EQ(call("GET", "/health", {}, {{"host", "evil.example"}}).r.status, 200);
+}
+
+TEST_F(RouterHostCheckTest, StarAllowsAnyHost) {
+  api::ApiOptions o;
+  o.host_check.enabled = true;
+  o.host_check.allowed = {"*"};
+  start(2, o);
+  EXPECT_EQ(from_host("evil.example").r.status, 200);
+}
+
+// A page on another site may POST to localhost without a preflight; the browser says so.
+TEST_F(RouterTest, CrossSiteWritesFromBrowsersGet403) {
+  const std::string body = R"({"prompt":"x"})";
+  const http::Header json_type{"content-type", "application/json"};
+  for (const auto& headers : std::vector<std::vector<http::Header>>{
+           {json_type, {"sec-fetch-site", "cross-site"}},
+           {json_type, {"sec-fetch-site", "same-site"}},
+           {json_type, {"origin", "https://evil.example"}, {"host", "127.0.0.1:8005"}},
+           {json_type, {"origin", "null"}, {"host", "127.0.0.1:8005"}},
+           {json_type, {"origin", "http://127.0.0.1:9999"}, {"host", "127.0.0.1:8005"}}}) {
+    Answer a = call("POST", "/api/v1/runs", body, headers);
+    EXPECT_EQ(a.r.status, 403) << a.r.body;
+    EXPECT_EQ(call("POST", "/api/v1/runs/run_0123456789ab/cancel", {}, headers).r.status, 403);
+    EXPECT_EQ(call("DELETE", "/api/v1/runs/run_0123456789ab", {}, headers).r.status, 403);
+  }
+  EXPECT_EQ(get("/api/v1/runs").body()["total"], 0);  // none of them was taken
+  // The dashboard's own requests, and clients that are no browser, pass.
+  for (const auto& headers : std::vector<std::vector<http::Header>>{
+           {json_type, {"sec-fetch-site", "same-origin"}},
+           {json_type, {"sec-fetch-site", "none"}},
+           {json_type, {"origin", "http://127.0.0.1:8005"}, {"host", "127.0.0.1:8005"}},
+           {json_type}}) {
+    EXPECT_EQ(call("POST", "/api/v1/runs", body, headers).r.status, 202);
+  }
+  // Reads are never refused: a page cannot read the answer without CORS anyway.
+  EXPECT_EQ(call("GET", "/api/v1/runs", {}, {{"sec-fetch-site", "cross-site"}}).r.status, 200);
+}
+
+TEST_F(RouterAuthTest, CorsOriginsMayWriteCrossSite) {
+  Answer a = call("POST", "/api/v1/runs", R"({"prompt":"x"})",
+                  {{"content-type", "application/json"}, {"authorization", "Bearer " + kKeyA},
+                   {"origin", "https://app.example.com"}, {"sec-fetch-site", "cross-site"}});
+  EXPECT_EQ(a.r.status, 202) << a.r.body;
 }

@@ -35,7 +35,7 @@ TEST(Routes, TheJobIdIsOneNonEmptySegment) {
   EXPECT_EQ(m.id(path), "x%20y");  // raw: the router decodes it
   EXPECT_EQ(match_route("/api/v1/runs").id("/api/v1/runs"), "");
   EXPECT_EQ(match_route("/api/v1/runs/r").id("/api/v1/runs/r"), "r");
-  for (const char* other : {"/", "", "/api/v1/runs/", "/api/v1/runs//result", "/api/v1/runsX",
+  for (const char* other : {"", "/api/v1/runs/", "/api/v1/runs//result", "/api/v1/runsX",
                             "/api/v1/runs/a/b", "/api/v1/runs/a/b/result", "/api/v1/runs/a/",
                             "/api/v1/runs/a/result/", "/health/", "/HEALTH", "/api/v1/run",
                             "/api/v1/runs/a/resultx", "/nowhere/run_0123456789ab"})
@@ -46,7 +46,8 @@ TEST(Routes, TheJobIdIsOneNonEmptySegment) {
 TEST(Routes, MetricsSlotsAreDistinctAndLabelled) {
   const char* paths[] = {"/health", "/stats", "/metrics", "/openapi.json", "/api/v1/runs",
                          "/api/v1/runs/r", "/api/v1/runs/r/result", "/api/v1/runs/r/cancel",
-                         "/api/v1/runs/r/stream", "/nowhere"};
+                         "/api/v1/runs/r/stream", "/", "/ui", "/ui/", "/ui/app.js",
+                         "/nowhere"};
   std::size_t slot = 0;
   for (const char* p : paths) {
     const auto m = match_route(p);

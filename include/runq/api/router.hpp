@@ -1,6 +1,7 @@
 #pragma once
 #include "runq/api/auth.hpp"
 #include "runq/api/cors.hpp"
+#include "runq/api/request_guard.hpp"
 #include "runq/api/status_cache.hpp"
 #include "runq/http/message.hpp"
 #include "runq/jobs/job_service.hpp"
@@ -29,6 +30,8 @@ struct ApiOptions {
   // --cors-origin: browser origins allowed to call the API (none: CORS off).
   std::vector<std::string> cors_origins;
   int cors_max_age_s = 600;
+  // The Host check against DNS rebinding (request_guard.hpp); main turns it on.
+  HostCheck host_check;
   // Open client connections, for /metrics (the HTTP server knows them). May be empty.
   std::function<std::int64_t()> open_connections;
 };
@@ -69,8 +72,9 @@ class Router {
   // owner id of the caller's key (only the jobs that key submitted).
   using Caller = std::optional<std::string>;
 
-  // What a route handler gets: the request, the decoded, valid job id from the path ("" for
-  // routes without one), the caller, and the reply to hand on when answering later.
+  // What a route handler gets: the request, the decoded path parameter (a valid job id, or
+  // the dashboard file's name; "" for routes without one), the caller, and the reply to
+  // hand on when answering later.
   struct Call {
     const http::Request& request;
     const std::string& id;
@@ -85,13 +89,14 @@ class Router {
   // A row of the route table (routes.cpp), the one list of the API's routes.
   struct Route {
     // `path`: the template, a string literal, matched literally but for at most one
-    // "{job_id}" (one non-empty segment); it is also the route's label in access logs and
+    // parameter, "{job_id}" or "{file}" (one non-empty segment); it is also the route's label in access logs and
     // metrics. The handler of each method; nullptr: 405 (and not in Allow). needs_key:
     // false for a route answered without an API key even when keys are on.
     constexpr Route(std::string_view path, Handler get, Handler post, Handler del,
                     bool needs_key)
         : path(path),
           has_id(path.find('{') != std::string_view::npos),
+          job_param(path.find("{job_id}") != std::string_view::npos),
           prefix(has_id ? path.substr(0, path.find('{')) : path),
           suffix(has_id ? path.substr(path.find('}') + 1) : std::string_view{}),
           get(get),
@@ -100,6 +105,7 @@ class Router {
           needs_key(needs_key) {}
     std::string_view path;
     bool has_id;
+    bool job_param;  // the parameter is a job id: one that is not well-formed is a 404
     std::string_view prefix;  // the template before and after "{job_id}", computed once
     std::string_view suffix;  // (the table is constant-initialized)
     Handler get;
@@ -128,6 +134,8 @@ class Router {
   std::optional<http::Response> stats(Call& call);
   std::optional<http::Response> metrics(Call& call);
   std::optional<http::Response> openapi(Call& call);
+  std::optional<http::Response> ui_redirect(Call& call);
+  std::optional<http::Response> ui_file(Call& call);
 
   // True if the job exists and the caller may see it.
   bool visible(const std::string& id, const Caller& caller);
@@ -152,6 +160,7 @@ class Router {
   jobs::JobService& service_;
   ApiOptions options_;
   Cors cors_;
+  RequestGuard guard_;
   // Status bodies of finished jobs that were polled (about 600 bytes each).
   static constexpr std::size_t kStatusCacheEntries = 10'000;
   StatusCache status_cache_{kStatusCacheEntries};

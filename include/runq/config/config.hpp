@@ -56,6 +56,7 @@ struct ServeConfig {
   std::vector<std::string> api_keys;
   std::optional<std::string> api_keys_file;  // --api-keys-file, RUNQ_API_KEYS_FILE (SIGHUP reloads)
   bool insecure_no_auth = false;            // --insecure-no-auth: allow a non-loopback bind without keys
+  std::vector<std::string> allowed_hosts;   // --allowed-host (repeatable), RUNQ_ALLOWED_HOSTS (comma-separated)
   std::vector<std::string> cors_origins;    // --cors-origin (repeatable), RUNQ_CORS_ORIGINS (comma-separated)
 
   // Whether API keys are required: a key was given or a keys file is configured (an
