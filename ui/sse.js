@@ -8,6 +8,7 @@ export class SSEParser {
     this.onEvent = onEvent;
     this.buffer = '';
     this.lastEventId = '';
+    this.afterCR = false;
     this.reset();
   }
 
@@ -18,18 +19,29 @@ export class SSEParser {
   }
 
   push(chunk) {
-    this.buffer += chunk;
-    let start = 0;
-    for (;;) {
-      const nl = this.buffer.slice(start).search(/[\r\n]/);
-      if (nl < 0) break;
-      const end = start + nl;
-      // A CR at the very end may be the first half of CRLF: wait for the next chunk.
-      if (this.buffer[end] === '\r' && end + 1 === this.buffer.length) break;
-      this.line(this.buffer.slice(start, end));
-      start = end + (this.buffer[end] === '\r' && this.buffer[end + 1] === '\n' ? 2 : 1);
+    if (!chunk) return;
+    // A CR that ended the previous chunk ended its line; a LF right after it is the
+    // rest of that CRLF, not an empty line.
+    if (this.afterCR) {
+      this.afterCR = false;
+      if (chunk[0] === '\n') chunk = chunk.slice(1);
     }
-    this.buffer = this.buffer.slice(start);
+    const buf = this.buffer + chunk;
+    let start = 0;
+    let from = this.buffer.length; // the kept part has no line end: scan only the new text
+    for (;;) {
+      const end = lineEnd(buf, from);
+      if (end < 0) break;
+      this.line(buf.slice(start, end));
+      let next = end + 1;
+      if (buf[end] === '\r') {
+        if (next === buf.length) this.afterCR = true;
+        else if (buf[next] === '\n') next += 1;
+      }
+      start = next;
+      from = next;
+    }
+    this.buffer = buf.slice(start);
   }
 
   line(text) {
@@ -51,6 +63,14 @@ export class SSEParser {
     else if (name === 'id' && !value.includes('\0')) this.id = value;
     // `retry` and unknown fields: not needed here (the page picks its own delay).
   }
+}
+
+// The first CR or LF at or after `from`, or -1.
+function lineEnd(s, from) {
+  const lf = s.indexOf('\n', from);
+  const cr = s.indexOf('\r', from);
+  if (lf < 0) return cr;
+  return cr < 0 ? lf : Math.min(lf, cr);
 }
 
 // Reads a fetch() Response of an event stream to its end, calling onEvent per event.

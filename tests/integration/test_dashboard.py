@@ -4,6 +4,7 @@ test. Every wait is on something the page shows; every test ends by checking tha
 browser's console holds no error but the ones the test expects, word for word."""
 import os
 import re
+import signal
 
 import pytest
 from selenium.common.exceptions import NoAlertPresentException
@@ -13,7 +14,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
 from browser import HEIGHT, WIDTH, Page, start_chrome
-from conftest import get_status, submit, wait_status
+from conftest import get_status, submit, wait_status, wait_until
 
 RUNS = "/api/v1/runs"
 # The page must show a change within 2 s; the test's own 50 ms polling on top.
@@ -259,6 +260,37 @@ def test_job_view_streams_events_and_progress(page, client):
     assert field(page, "Duration").endswith(" s") and st["completed_at"]
 
 
+def test_sse_parser_takes_any_chunking(page):
+    """ui/sse.js on its own, in the page: the same events whether the bytes come whole or
+    one character at a time (CRLF split across chunks, comments, multi-line data, an
+    event without data, a heartbeat without id)."""
+    page.open()
+    wire = ("event: status\r\nid: 1\r\ndata: {\"status\":\"queued\"}\r\n\r\n"
+            ": a comment\n\n"
+            "event: progress\nid: 2\ndata: {\"percentage\": 50.0,\ndata:  \"step\": \"x\"}\n\n"
+            "id: 3\n\n"
+            "event: heartbeat\ndata: {\"timestamp\":\"t\"}\n\n"
+            "data:no space\r\r")
+    script = """
+        const [wire, size, done] = arguments;
+        import('./sse.js').then(({SSEParser}) => {
+          const got = [];
+          const p = new SSEParser((e) => got.push(e));
+          for (let i = 0; i < wire.length; i += size) p.push(wire.slice(i, i + size));
+          done({got, lastEventId: p.lastEventId});
+        });"""
+    expected = [
+        {"event": "status", "id": "1", "data": '{"status":"queued"}'},
+        {"event": "progress", "id": "2", "data": '{"percentage": 50.0,\n "step": "x"}'},
+        {"event": "heartbeat", "id": None, "data": '{"timestamp":"t"}'},
+        {"event": "message", "id": None, "data": "no space"},
+    ]
+    for size in (len(wire), 1, 2, 7):
+        out = page.d.execute_async_script(script, wire, size)
+        assert out["got"] == expected, size
+        assert out["lastEventId"] == "3"
+
+
 # 4 ----------------------------------------------------------------------------------------
 def test_cancel_a_running_job(page, client):
     job_id = submit(client, "long", config={"sleep_seconds": 60})["job_id"]
@@ -390,6 +422,38 @@ def test_api_key_flow(make_server, page_for):
     assert page.js("return sessionStorage.getItem('runq.apiKey')") is None
     assert page.list_ids() == []
     assert mine not in page.d.find_element(By.TAG_NAME, "body").text
+
+
+def test_a_key_refused_later_is_asked_for_again(make_server, page_for, tmp_path):
+    keys = tmp_path / "keys.txt"
+    keys.write_text("key-one\nkey-two\n")
+    server = make_server("--api-keys-file", str(keys))
+    with server.client(headers={"Authorization": "Bearer key-one"}) as c:
+        job_id = submit(c, "one's job")["job_id"]
+    page = page_for(server).open()
+    page.labelled("API key").send_keys("key-one")
+    page.button("Save").click()
+    page.wait(lambda: page.list_ids() == [job_id], what="key-one's job")
+
+    # The operator revokes key-one (keys file reloaded on SIGHUP).
+    keys.write_text("key-two\n")
+    server.proc.send_signal(signal.SIGHUP)
+    with server.client(headers={"Authorization": "Bearer key-one"}) as c:
+        wait_until(lambda: c.get("/stats").status_code == 401, what="key-one refused")
+    # The pollers in flight when it happened each see one 401.
+    page.allow_console(failed_to_load(server.url + "/stats", 401, "Unauthorized"))
+    page.allow_console(failed_to_load(server.url + RUNS + "?page=1&page_size=20", 401,
+                                      "Unauthorized"))
+    page.wait(lambda: page.labelled("API key").is_displayed(), timeout=LIVE, what="asked again")
+    assert page.text("auth-msg") == \
+        "The server refused the saved key (401 Unauthorized). Enter an API key."
+    assert page.js("return sessionStorage.getItem('runq.apiKey')") is None
+    assert page.list_ids() == [] and job_id not in page.d.find_element(By.TAG_NAME, "body").text
+
+    page.labelled("API key").send_keys("key-two")
+    page.button("Save").click()
+    page.wait(lambda: page.text("list-empty") == "No jobs yet.", what="key-two's (no) jobs")
+    assert page.list_ids() == []
 
 
 # 7 ----------------------------------------------------------------------------------------
