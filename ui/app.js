@@ -9,6 +9,13 @@ import { clearList, initList, refresh as refreshList, startList, stopList } from
 import { initStats, refreshStats, resetStats, startStats } from './stats.js';
 import { initSubmit } from './submit.js';
 
+// A new view: the page starts at its top, and the focus at its heading (so a screen
+// reader announces where the user is and Tab goes on from there).
+function focusTop(heading) {
+  window.scrollTo(0, 0);
+  heading.focus({ preventScroll: true });
+}
+
 function route(byUser) {
   const m = /^#\/runs\/([^/?#]+)$/.exec(location.hash);
   if (m) {
@@ -16,14 +23,14 @@ function route(byUser) {
     show($('list-view'), false);
     show($('job-view'), true);
     openJob(decodeURIComponent(m[1]));
-    if (byUser) $('job-title').focus();
+    if (byUser) focusTop($('job-title'));
   } else {
     closeJob();
     document.title = 'runq';
     show($('job-view'), false);
     show($('list-view'), true);
     startList();
-    if (byUser) $('list-title').focus();
+    if (byUser) focusTop($('list-title'));
   }
 }
 

@@ -83,11 +83,13 @@ function draw() {
     bar.append(title);
     parts.push(bar);
   });
-  const peakLabel = svg('text', { x: W - 2, y: 10, class: 'peak' });
-  peakLabel.textContent = `max ${peak}`;
-  parts.push(peakLabel);
-  chart.replaceChildren(...parts);
   const total = values.reduce((sum, [, n]) => sum + n, 0);
+  if (total) {
+    const peakLabel = svg('text', { x: W - 2, y: 10, class: 'peak' });
+    peakLabel.textContent = `max ${peak}`;
+    parts.push(peakLabel);
+  }
+  chart.replaceChildren(...parts);
   setText($('chart-summary'), previous === null ? 'Waiting for the first sample…'
     : `${total} finished in the last minute.`);
 }
