@@ -89,9 +89,10 @@ class Router {
   // A row of the route table (routes.cpp), the one list of the API's routes.
   struct Route {
     // `path`: the template, a string literal, matched literally but for at most one
-    // parameter, "{job_id}" or "{file}" (one non-empty segment); it is also the route's label in access logs and
-    // metrics. The handler of each method; nullptr: 405 (and not in Allow). needs_key:
-    // false for a route answered without an API key even when keys are on.
+    // parameter, "{job_id}" or "{file}" (one non-empty segment); it is also the route's
+    // label in access logs and metrics. The handler of each method; nullptr: 405 (and
+    // not in Allow). needs_key: false for a route answered without an API key even when
+    // keys are on.
     constexpr Route(std::string_view path, Handler get, Handler post, Handler del,
                     bool needs_key)
         : path(path),
