@@ -117,10 +117,10 @@ function makeRow(id) {
   return row;
 }
 
-// A short line about what the job is: its prompt if the server sends one, else its agent.
+// A short line about what the job is: the head of its prompt (a list item's
+// prompt_preview), whitespace collapsed.
 function what(job) {
-  if (typeof job.prompt === 'string') return shorten(job.prompt, 60);
-  return job.agent_id || '';
+  return typeof job.prompt_preview === 'string' ? shorten(job.prompt_preview, 60) : '';
 }
 
 function render(jobs) {

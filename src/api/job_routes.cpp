@@ -153,7 +153,7 @@ std::optional<Response> Router::list(Call& call) {
   std::string body = "{\"jobs\":[";
   for (std::size_t i = 0; i < page.jobs.size(); ++i) {
     if (i > 0) body += ',';
-    body += status_text(page.jobs[i], retry);
+    body += status_text(page.jobs[i], retry, /*with_prompt_preview=*/true);
   }
   body += "],\"total\":" + std::to_string(page.total) + ",\"page\":" + std::to_string(q.page) +
           ",\"page_size\":" + std::to_string(q.page_size) + "}";

@@ -2,6 +2,7 @@
 #include "runq/util/json_text.hpp"
 
 #include "runq/util/time.hpp"
+#include "runq/util/utf8.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -74,7 +75,18 @@ void append_time_or_null(std::string& out, const std::optional<std::int64_t>& us
 
 }  // namespace
 
-std::string status_text(const jobs::Job& job, const RetryAfter& retry) {
+std::string prompt_preview(std::string_view prompt) {
+  std::size_t end = 0;
+  for (std::size_t chars = 0; end < prompt.size() && chars < kPromptPreviewChars; ++chars)
+    end += std::max<std::size_t>(1, util::utf8_sequence_length(prompt, end));
+  if (end >= prompt.size()) return std::string(prompt);
+  std::string out(prompt.substr(0, end));
+  out += "\u2026";  // …
+  return out;
+}
+
+std::string status_text(const jobs::Job& job, const RetryAfter& retry,
+                        bool with_prompt_preview) {
   std::string out;
   out.reserve(512);
   out += "{\"job_id\":";
@@ -135,6 +147,10 @@ std::string status_text(const jobs::Job& job, const RetryAfter& retry) {
   if (job.node) {  // several nodes: the one that runs or last ran it
     out += ",\"node\":";
     append_string_or_null(out, job.node);
+  }
+  if (with_prompt_preview) {
+    out += ",\"prompt_preview\":";
+    append_string(out, prompt_preview(job.prompt));
   }
   out += '}';
   return out;

@@ -3,6 +3,8 @@
 
 #include "common.hpp"
 
+#include "runq/util/utf8.hpp"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -34,6 +36,33 @@ std::string current_step(const json& status) {
   auto p = status.find("progress");
   if (p == status.end() || !p->is_object()) return {};
   return string_or(*p, "current_step", "");
+}
+
+// A list item's prompt_preview on one line of at most `max_chars` characters: whitespace
+// and control characters (a prompt's escape sequences must not reach the terminal) become
+// one space.
+std::string one_line_prompt(const json& job, std::size_t max_chars = 40) {
+  const std::string preview = string_or(job, "prompt_preview", "");
+  std::string out;
+  std::size_t chars = 0;
+  std::size_t i = 0;
+  while (i < preview.size() && chars < max_chars) {
+    const auto c = static_cast<unsigned char>(preview[i]);
+    const std::size_t n = std::max<std::size_t>(1, util::utf8_sequence_length(preview, i));
+    if (c < 0x20 || c == 0x7f || c == ' ') {
+      if (!out.empty() && out.back() != ' ') {
+        out += ' ';
+        ++chars;
+      }
+    } else {
+      out.append(preview, i, n);
+      ++chars;
+    }
+    i += n;
+  }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  if (i < preview.size()) out += "\u2026";  // more than fits
+  return out.empty() ? "-" : out;
 }
 
 // One entry of a 422's detail list: "  body.timeout: message".
@@ -103,13 +132,14 @@ void print_result_text(const json& result_doc) {
 
 void print_job_table(const json& doc) {
   std::vector<std::vector<std::string>> rows;
-  rows.push_back({"JOB_ID", "STATUS", "PROGRESS", "CREATED", "SESSION", "STEP"});
+  rows.push_back({"JOB_ID", "STATUS", "PROGRESS", "CREATED", "SESSION", "STEP", "PROMPT"});
   if (auto it = doc.find("jobs"); it != doc.end() && it->is_array()) {
     for (const auto& job : *it) {
       std::string step = current_step(job);
       rows.push_back({string_or(job, "job_id"), string_or(job, "status"),
                       format_percentage(job), string_or(job, "created_at"),
-                      string_or(job, "session_id"), step.empty() ? "-" : step});
+                      string_or(job, "session_id"), step.empty() ? "-" : step,
+                      one_line_prompt(job)});
     }
   }
   std::vector<std::size_t> width(rows.front().size(), 0);

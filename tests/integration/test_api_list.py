@@ -26,9 +26,21 @@ def test_newest_first_and_full_status_objects(client):
     body = client.get(RUNS).json()
     assert body["total"] == 6 and body["page"] == 1 and body["page_size"] == 20
     assert ids(body) == list(reversed(submitted))
-    # every entry is the job's status object
-    for entry in body["jobs"]:
+    # every entry is the job's status object, plus the head of its prompt
+    for entry, prompt in zip(body["jobs"], [f"p{i}" for i in reversed(range(6))]):
+        assert entry.pop("prompt_preview") == prompt
         assert entry == get_status(client, entry["job_id"])
+        assert "prompt_preview" not in get_status(client, entry["job_id"])
+
+
+def test_prompt_preview_is_the_first_100_characters(client):
+    exact = "\u00e9" * 100                      # 100 characters, 200 bytes
+    long = "\U0001F600" + "word " * 100         # a 4-byte character first
+    jobs = {submit(client, p)["job_id"]: p for p in (exact, long, "line\nbreak <b>")}
+    previews = {j["job_id"]: j["prompt_preview"] for j in client.get(RUNS).json()["jobs"]}
+    for job_id, prompt in jobs.items():
+        want = prompt if len(prompt) <= 100 else prompt[:100] + "\u2026"
+        assert previews[job_id] == want, (prompt[:20], previews[job_id])
 
 
 def test_default_page_size_is_20(client):

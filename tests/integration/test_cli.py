@@ -306,10 +306,25 @@ def test_list_human_and_json(server):
     p = cli(server, "list", "--status", "succeeded")
     assert p.returncode == 0
     lines = p.stdout.splitlines()
-    assert lines[0].split()[:2] == ["JOB_ID", "STATUS"]
+    assert lines[0].split() == ["JOB_ID", "STATUS", "PROGRESS", "CREATED", "SESSION", "STEP",
+                                "PROMPT"]
     rows = [line.split() for line in lines[1:] if line.startswith("run_")]
     assert {r[0] for r in rows} == set(ids + [other])
     assert all(r[1] == "succeeded" for r in rows)
+    assert {r[0]: r[-1] for r in rows} == {other: "other", **{j: f"p{i}" for i, j in enumerate(ids)}}
+
+
+def test_list_prompt_column_is_one_safe_line(server):
+    # Control characters (a terminal escape) and line breaks never reach the terminal.
+    prompt = "first\nsecond\x1b[31m red " + "x" * 60
+    job = submit(server, prompt)
+    server.wait_for_status(job)
+    p = cli(server, "list")
+    assert p.returncode == 0, p.stderr
+    line = next(ln for ln in p.stdout.splitlines() if ln.startswith(job))
+    assert "\x1b" not in p.stdout
+    # 40 characters of it, each run of whitespace or control characters one space.
+    assert line.endswith(re.sub(r"[\x00-\x20\x7f]+", " ", prompt)[:40] + "\u2026"), line
 
 
 def test_list_errors_exit_1(server):

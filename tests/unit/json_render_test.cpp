@@ -402,3 +402,26 @@ TEST(SseStream, HeartbeatHasNoId) {
   EXPECT_TRUE(hb.ends_with("Z\"}\n\n")) << hb;
   EXPECT_EQ(hb.find("id:"), std::string::npos);
 }
+
+TEST(PromptPreview, ShortPromptsWhole_LongOnesCutAtACharacter) {
+  EXPECT_EQ(api::prompt_preview(""), "");
+  EXPECT_EQ(api::prompt_preview("hello"), "hello");
+  const std::string exact(api::kPromptPreviewChars, 'a');
+  EXPECT_EQ(api::prompt_preview(exact), exact);
+  EXPECT_EQ(api::prompt_preview(exact + "b"), exact + "\u2026");
+  // Characters, not bytes: 2- and 4-byte characters are never split.
+  std::string accents;
+  for (std::size_t i = 0; i < 150; ++i) accents += "\u00e9";
+  EXPECT_EQ(api::prompt_preview(accents), accents.substr(0, 2 * api::kPromptPreviewChars) + "\u2026");
+  std::string emoji = "x";
+  for (int i = 0; i < 120; ++i) emoji += "\U0001F600";
+  const std::string cut = api::prompt_preview(emoji);
+  EXPECT_EQ(cut, emoji.substr(0, 1 + 4 * (api::kPromptPreviewChars - 1)) + "\u2026");
+}
+
+TEST(PromptPreview, OnlyListItemsCarryIt) {
+  jobs::Job j = sample(JobStatus::queued);
+  const api::RetryAfter r{2, 5};
+  EXPECT_FALSE(Json::parse(api::status_text(j, r)).contains("prompt_preview"));
+  EXPECT_EQ(Json::parse(api::status_text(j, r, true))["prompt_preview"], "secret prompt");
+}

@@ -505,6 +505,8 @@ TEST_F(PgStoreTest, FailedBatchRollsBackEntirely) {
 
 TEST_F(PgStoreTest, ListNewestFirstWithFiltersPagingAndTotal) {
   // created_at decides; equal created_at falls back to seq (later insert first).
+  std::string long_prompt;
+  for (int i = 0; i < 300; ++i) long_prompt += "\u00e9";
   std::vector<Job> batch;
   for (int i = 0; i < 25; ++i) {
     Job j = make_job("j" + std::to_string(i), 0, 1000 + i / 2);
@@ -512,6 +514,8 @@ TEST_F(PgStoreTest, ListNewestFirstWithFiltersPagingAndTotal) {
     j.owner = (i % 3 == 0) ? "alice" : "bob";
     j.result = "big";
     j.events_json = "[1]";
+    // j24's prompt is long, in 2-byte characters: a list carries only its head.
+    j.prompt = i == 24 ? long_prompt : "prompt " + std::to_string(i);
     batch.push_back(j);
   }
   store->insert(batch);
@@ -530,8 +534,9 @@ TEST_F(PgStoreTest, ListNewestFirstWithFiltersPagingAndTotal) {
   EXPECT_EQ(p1.jobs[0].id, "j24");
   EXPECT_EQ(p1.jobs[1].id, "j23");  // same created_at as j22: higher seq first
   EXPECT_EQ(p1.jobs[2].id, "j22");
+  EXPECT_EQ(p1.jobs[0].prompt, long_prompt.substr(0, 2 * runq::jobs::kListPromptChars));
+  EXPECT_EQ(p1.jobs[1].prompt, "prompt 23");
   for (auto& j : p1.jobs) {
-    EXPECT_TRUE(j.prompt.empty());
     EXPECT_FALSE(j.result);
     EXPECT_TRUE(j.events_json.empty());
     EXPECT_EQ(j.timeout_s, 60);

@@ -467,7 +467,12 @@ TEST_F(RouterTest, ListPagingAndFilters) {
   EXPECT_EQ(all["total"], 5);
   ASSERT_EQ(all["jobs"].size(), 5u);
   EXPECT_EQ(all["jobs"][0]["job_id"], ids[4]);  // newest first
-  EXPECT_EQ(all["jobs"][0], get("/api/v1/runs/" + ids[4]).body());
+  // A list item is the status object plus the prompt's preview.
+  json item = all["jobs"][0];
+  EXPECT_EQ(item["prompt_preview"], "p");
+  item.erase("prompt_preview");
+  EXPECT_EQ(item, get("/api/v1/runs/" + ids[4]).body());
+  EXPECT_FALSE(get("/api/v1/runs/" + ids[4]).body().contains("prompt_preview"));
 
   json p = get("/api/v1/runs?page=2&page_size=2").body();
   EXPECT_EQ(p["page"], 2);

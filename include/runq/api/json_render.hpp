@@ -23,7 +23,14 @@ struct RetryAfter {
 // The status object ("Job record" of API.md plus the extensions priority, metadata,
 // attempts, timeout, expires_at). retry_after is null once terminal; expires_at
 // (completed_at + retention) is null until then, and when retention is 0. As JSON text.
-std::string status_text(const jobs::Job& job, const RetryAfter& retry);
+// A list's items also carry prompt_preview (prompt_preview() below): what each job is.
+std::string status_text(const jobs::Job& job, const RetryAfter& retry,
+                        bool with_prompt_preview = false);
+
+// The prompt's first kPromptPreviewChars characters, and "…" if there were more.
+// (A list's jobs carry one more, jobs::kListPromptChars: enough to know a prompt goes on.)
+inline constexpr std::size_t kPromptPreviewChars = jobs::kListPromptChars - 1;
+std::string prompt_preview(std::string_view prompt);
 
 // The 200 answer of GET /result for a succeeded job.
 Json result_json(const jobs::Job& job);

@@ -33,8 +33,13 @@ struct ListQuery {
   int page_size = 20;
 };
 
+// How much of its prompt a listed job carries: a preview, and whether the prompt goes on.
+inline constexpr int kListPromptChars = 101;
+
 struct ListPage {
-  std::vector<Job> jobs;  // newest first; without prompt, result payloads and events
+  // Newest first; without result payloads and events, and `prompt` holds only the
+  // prompt's first kListPromptChars characters.
+  std::vector<Job> jobs;
   std::int64_t total = 0;
 };
 

@@ -202,7 +202,9 @@ ListPage PostgresStore::list(const ListQuery& q) {
     page.jobs.reserve(static_cast<std::size_t>(r.rows()));
     for (int i = 0; i < r.rows(); ++i) {
       page.total = r.i64(i, kListTotalCol);
-      if (!r.is_null(i, c_seq)) page.jobs.push_back(read_job(r, i, false));
+      if (r.is_null(i, c_seq)) continue;
+      page.jobs.push_back(read_job(r, i, false));
+      page.jobs.back().prompt = r.text(i, c_prompt);
     }
     return page;
   });

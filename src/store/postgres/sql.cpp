@@ -1,5 +1,7 @@
 #include "sql.hpp"
 
+#include "runq/jobs/store.hpp"
+
 #include <array>
 #include <string>
 
@@ -133,7 +135,8 @@ const std::array<std::string, 8>& list_sqls() {
     for (unsigned m = 0; m < 8; ++m) {
       a[m] = "SELECT p.*, t.total FROM (SELECT count(*) AS total FROM jobs" +
              where_clause(m) + ") t LEFT JOIN LATERAL (SELECT " RUNQ_PG_ROW_STATUS
-             " FROM jobs" + where_clause(m) +
+             ", left(prompt, " + std::to_string(jobs::kListPromptChars) + ") FROM jobs" +
+             where_clause(m) +
              " ORDER BY created_at DESC, seq DESC LIMIT $4 OFFSET $5) p ON true "
              "ORDER BY p.created_at DESC, p.seq DESC";
     }

@@ -27,8 +27,9 @@ enum Col : int {
   c_prompt, c_agent_yaml, c_result, c_events_json, c_metrics,
   c_count
 };
-// A list row: the status row, then the total.
-inline constexpr int kListTotalCol = c_node + 1;
+// A list row: the status row, the prompt's head (where a whole row has the prompt),
+// then the total.
+inline constexpr int kListTotalCol = c_prompt + 1;
 
 // due_webhooks claims the deliveries it returns for this long (another node takes them
 // after it, if webhook_attempted has not said what became of them).

@@ -214,7 +214,10 @@ ListPage SqliteStore::list(const ListQuery& q) {
       bind_filters(u);
       u.bind(4, page_size).bind(5, offset);
       page.jobs.reserve(static_cast<std::size_t>(std::min(page_size, page.total - offset)));
-      while (u.step()) page.jobs.push_back(read_job(u, false));
+      while (u.step()) {
+        page.jobs.push_back(read_job(u, false));
+        page.jobs.back().prompt = u.text(c_prompt);  // its head (list_sql)
+      }
     }
     txn.commit();
     return page;

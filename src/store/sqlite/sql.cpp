@@ -1,5 +1,7 @@
 #include "sql.hpp"
 
+#include "runq/jobs/store.hpp"
+
 #include <array>
 
 namespace runq::store::sqlite {
@@ -24,7 +26,9 @@ const std::string& list_sql(unsigned mask, bool count) {
   static const auto sqls = [] {
     std::array<std::string, 16> a;
     for (unsigned m = 0; m < 8; ++m) {
-      a[m] = "SELECT " RUNQ_ROW_STATUS " FROM jobs" + where_clause(m) +
+      // The prompt's head comes where a whole row has the prompt (c_prompt).
+      a[m] = "SELECT " RUNQ_ROW_STATUS ", substr(prompt, 1, " +
+             std::to_string(jobs::kListPromptChars) + ") FROM jobs" + where_clause(m) +
              " ORDER BY created_at DESC, seq DESC LIMIT ?4 OFFSET ?5";
       a[8 + m] = "SELECT COUNT(*) FROM jobs" + where_clause(m);
     }
