@@ -254,45 +254,40 @@ function onEvent(v, ev) {
   }
 }
 
-async function cancelJob() {
+// Cancel and Delete: the buttons off and the status poll held while the request is under
+// way (no status request may cross it, see poll), the outcome on the page.
+async function act(busyText, request) {
   const v = view;
   if (!v || !live(v)) return;
   v.busy = true;
   buttons(v);
-  setText($('job-msg'), 'Cancelling…');
+  setText($('job-msg'), busyText);
   try {
-    const job = await call(`${runUrl(v.id)}/cancel`, { method: 'POST', signal: v.abort.signal });
-    if (!live(v)) return;
-    render(v, job);
-    setText($('job-msg'), job.status === 'cancelled' ? 'Cancelled.'
-      : `Cancel requested; the job is ${job.status} for now.`);
+    await v.polling;
+    if (live(v)) await request(v);
   } catch (e) {
     failed(v, e);
   } finally {
     v.busy = false;
-    if (live(v)) buttons(v);
-    v.poller.now();
+    if (live(v)) {
+      buttons(v);
+      v.poller.now();
+    }
   }
 }
 
-async function deleteJob() {
-  const v = view;
-  if (!v || !live(v)) return;
-  v.busy = true;
-  buttons(v);
-  setText($('job-msg'), 'Deleting…');
-  try {
-    await v.polling; // no status request may cross the delete (see poll)
-    if (!live(v)) return;
-    await call(runUrl(v.id), { method: 'DELETE', signal: v.abort.signal });
-    gone(v, `Job ${v.id} is gone: it was deleted.`);
-  } catch (e) {
-    failed(v, e);
-  } finally {
-    v.busy = false;
-    if (live(v)) buttons(v);
-  }
-}
+const cancelJob = () => act('Cancelling…', async (v) => {
+  const job = await call(`${runUrl(v.id)}/cancel`, { method: 'POST', signal: v.abort.signal });
+  if (!live(v)) return;
+  render(v, job);
+  setText($('job-msg'), job.status === 'cancelled' ? 'Cancelled.'
+    : `Cancel requested; the job is ${job.status} for now.`);
+});
+
+const deleteJob = () => act('Deleting…', async (v) => {
+  await call(runUrl(v.id), { method: 'DELETE', signal: v.abort.signal });
+  gone(v, `Job ${v.id} is gone: it was deleted.`);
+});
 
 // The job no longer exists: say so, and stop every request about it.
 function gone(v, message) {

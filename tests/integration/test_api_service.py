@@ -32,7 +32,7 @@ def by_status(body, status):
 def test_health_exact_defaults(client):
     body = health(client)
     expected = {
-        "status": "healthy", "store": STORE,
+        "status": "healthy", "store": STORE, "auth_required": False,
         "executor_stats": {"running_jobs": 0, "queued_jobs": 0, "max_concurrent": 10,
                            "default_timeout": 3600, "shutdown": False}}
     if STORE == "postgresql":  # a node of a cluster says which one it is
@@ -112,7 +112,7 @@ def test_stats_numbers(make_server):
 
 
 @pytest.mark.parametrize("method,path", [
-    ("GET", "/"), ("GET", "/nope"), ("GET", "/api/v1"), ("GET", "/api/v1/nope"),
+    ("GET", "/nope"), ("GET", "/api/v1"), ("GET", "/ui/nope.js"), ("GET", "/ui/a/b"), ("GET", "/api/v1/nope"),
     ("POST", "/nope"), ("GET", "/api/v1/runs/x/y/z"), ("GET", "/api/v2/runs"),
     ("DELETE", "/api/v1/runs/x/result/extra"), ("GET", "/healthz"),
 ])
