@@ -10,6 +10,7 @@
 #include "runq/metrics/runq_metrics.hpp"
 #include "runq/store/postgres_store.hpp"
 #include "runq/store/sqlite_store.hpp"
+#include "runq/util/cpus.hpp"
 #include "runq/util/log.hpp"
 #include "runq/util/url.hpp"
 #include "runq/webhooks/dispatcher.hpp"
@@ -177,9 +178,8 @@ int serve(const runq::config::ServeConfig& cfg) {
   http_options.idle_timeout = std::chrono::seconds(cfg.idle_timeout);
   http_options.body_timeout = std::chrono::seconds(cfg.body_timeout);
   http_options.write_timeout = std::chrono::seconds(cfg.write_timeout);
-  http_options.io_threads =
-      cfg.io_threads > 0 ? cfg.io_threads
-                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // 0: one per CPU this process may use (affinity mask, cgroup quota), not the host's.
+  http_options.io_threads = cfg.io_threads > 0 ? cfg.io_threads : runq::util::usable_cpus();
   http_options.on_rejected = [](int status) { runq::metrics::runq().http_rejected(status); };
   runq::http::Server server(http_options, std::move(handler));
   server_ptr = &server;
@@ -193,9 +193,10 @@ int serve(const runq::config::ServeConfig& cfg) {
     spdlog::critical("cannot start: {}", e.what());
     return 1;
   }
-  spdlog::info("runq {} listening on http://{}:{} (store {}: {}, agent {}, {} workers)",
+  spdlog::info("runq {} listening on http://{}:{} (store {}: {}, agent {}, {} workers, {} I/O {})",
                RUNQ_VERSION, cfg.host.find(':') != std::string::npos ? "[" + cfg.host + "]" : cfg.host,
-               port, store->kind(), db_shown, agent->id(), cfg.max_concurrent);
+               port, store->kind(), db_shown, agent->id(), cfg.max_concurrent,
+               http_options.io_threads, http_options.io_threads == 1 ? "thread" : "threads");
 
   // First SIGTERM/SIGINT: graceful stop. Submits get 503, the listener closes, in-flight
   // requests finish and SSE streams end (server.stop), running jobs get --drain-timeout.

@@ -157,7 +157,7 @@ std::optional<int> parse_serve(const std::vector<std::string>& args, ServeConfig
   app.add_option("--public-url", out.public_url,
                  "Base URL clients reach this server at (for poll_url behind a proxy)")
       ->envname("RUNQ_PUBLIC_URL");
-  app.add_option("--io-threads", out.io_threads, "HTTP threads (0 = one per core)")
+  app.add_option("--io-threads", out.io_threads, "HTTP threads (0 = one per CPU this process may use: affinity mask, cgroup quota)")
       ->envname("RUNQ_IO_THREADS")
       ->check(CLI::Range(0, 256));
 

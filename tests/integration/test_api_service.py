@@ -1,4 +1,5 @@
 """/health, /stats, unknown paths (404) and wrong methods (405) (API.md "Service")."""
+import os
 import re
 
 import pytest
@@ -167,3 +168,19 @@ def test_keep_alive_many_requests_one_connection(client):
 def test_logs_listening_line(server):
     assert any(f"listening on {server.url}" in line for line in server.log), server.log
     assert server.url.startswith("http://127.0.0.1:")
+
+
+def test_io_threads_follow_the_cpus_runq_may_use(make_server):
+    # --io-threads 0 (the default) counts the CPUs of runq's affinity mask (and cgroup
+    # quota), not the host's: pinned to one CPU, one I/O thread.
+    cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cpus)})
+    try:
+        pinned = make_server()
+    finally:
+        os.sched_setaffinity(0, cpus)
+    started = next(line for line in pinned.log if "listening on http" in line)
+    assert "10 workers, 1 I/O thread)" in started, started
+    chosen = make_server("--io-threads", "3")
+    started = next(line for line in chosen.log if "listening on http" in line)
+    assert "3 I/O threads)" in started, started
