@@ -37,7 +37,10 @@ case "$cmd" in
     fi
     mkdir -p "$dir"
     [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
-    as_pg "$BIN/initdb" -D "$dir/data" -U postgres -A trust --no-sync >"$dir/initdb.log" 2>&1 ||
+    # UTF8 whatever the caller's locale (scripts/test.sh runs with LC_ALL=C, which would
+    # make it SQL_ASCII), as a database made for runq is; the C locale keeps sorting plain.
+    as_pg "$BIN/initdb" -D "$dir/data" -U postgres -A trust --no-sync -E UTF8 --locale=C \
+      >"$dir/initdb.log" 2>&1 ||
       { cat "$dir/initdb.log" >&2; exit 1; }
     free_port >"$dir/port"
     pg_start || { cat "$dir/log" >&2; exit 1; }

@@ -76,12 +76,13 @@ inline std::string raw_query(const std::string& uri, const std::string& sql) {
 // A fresh database on the test server, dropped (with whatever is still connected) at the end.
 struct FreshDatabase {
   std::string admin, name, uri;
-  FreshDatabase() {
+  // `options`: what CREATE DATABASE takes after the name, e.g. ENCODING 'SQL_ASCII' ...
+  explicit FreshDatabase(const std::string& options = "") {
     if (!server_uri()) throw std::runtime_error(kNoServer);
     admin = server_uri();
     std::random_device rd;
     name = "runq_t_" + std::to_string(rd()) + std::to_string(rd() % 1000);
-    raw_query(admin, "CREATE DATABASE " + name);
+    raw_query(admin, "CREATE DATABASE " + name + (options.empty() ? "" : " " + options));
     uri = with_database(admin, name);
   }
   ~FreshDatabase() {

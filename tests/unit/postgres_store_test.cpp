@@ -503,6 +503,26 @@ TEST_F(PgStoreTest, FailedBatchRollsBackEntirely) {
   EXPECT_EQ(store->list({}).total, 4);
 }
 
+// A database made with LANG=C is SQL_ASCII: it counts a prompt's head in bytes, which may
+// end inside a character. The list still answers, with valid UTF-8.
+TEST(PgStoreEncoding, ListOfASqlAsciiDatabase) {
+  FreshDatabase db("ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0");
+  ASSERT_EQ(db.query("SHOW server_encoding"), "SQL_ASCII");
+  auto store = db.open();
+  std::string long_prompt;
+  for (int i = 0; i < 300; ++i) long_prompt += "\u00e9";
+  Job j = make_job("j1");
+  j.prompt = long_prompt;
+  Job k = make_job("j2", 0, 2000);
+  k.prompt = "\u00e9t\u00e9";
+  store->insert({j, k});
+  const ListPage page = store->list({});
+  ASSERT_EQ(page.jobs.size(), 2u);
+  EXPECT_EQ(page.jobs[0].prompt, "\u00e9t\u00e9");
+  // 101 bytes: 50 whole characters, the half of the 51st dropped.
+  EXPECT_EQ(page.jobs[1].prompt, long_prompt.substr(0, 100));
+}
+
 TEST_F(PgStoreTest, ListNewestFirstWithFiltersPagingAndTotal) {
   // created_at decides; equal created_at falls back to seq (later insert first).
   std::string long_prompt;

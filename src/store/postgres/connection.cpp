@@ -51,6 +51,16 @@ std::int64_t Result::affected() const {
   return (n && *n) ? std::strtoll(n, nullptr, 10) : 0;
 }
 
+std::string Result::bytes(int row, int col) const {
+  std::size_t n = 0;
+  unsigned char* raw = PQunescapeBytea(
+      reinterpret_cast<const unsigned char*>(PQgetvalue(r_.get(), row, col)), &n);
+  if (!raw) throw std::runtime_error("postgresql: cannot decode a bytea value");
+  std::string out(reinterpret_cast<const char*>(raw), n);
+  PQfreemem(raw);
+  return out;
+}
+
 std::int64_t Result::i64(int row, int col) const {
   const std::string_view v = text_view(row, col);
   std::int64_t out = 0;

@@ -50,6 +50,8 @@ class Result {
             static_cast<std::size_t>(PQgetlength(r_.get(), row, col))};
   }
   std::string text(int row, int col) const { return std::string(text_view(row, col)); }
+  // A bytea column's bytes (its text form, "\\x..." hex, decoded).
+  std::string bytes(int row, int col) const;
   std::optional<std::string> opt_text(int row, int col) const {
     if (is_null(row, col)) return std::nullopt;
     return text(row, col);

@@ -5,6 +5,7 @@
 
 #include "runq/util/json_text.hpp"
 #include "runq/util/time.hpp"
+#include "runq/util/utf8.hpp"
 
 #include <algorithm>
 #include <stdexcept>
@@ -187,6 +188,18 @@ RemoveOutcome PostgresStore::remove(const std::string& id) {
   });
 }
 
+namespace {
+
+// A listed prompt's head as valid UTF-8. Prompts are valid UTF-8, and in a UTF8 database
+// the head is whole characters; in a SQL_ASCII one it is bytes, and may end inside a
+// character: that piece goes.
+std::string prompt_head(std::string bytes) {
+  for (int i = 0; i < 3 && !util::is_valid_utf8(bytes); ++i) bytes.pop_back();
+  return util::to_valid_utf8(std::move(bytes));
+}
+
+}  // namespace
+
 ListPage PostgresStore::list(const ListQuery& q) {
   const unsigned mask = (q.status ? f_status : 0u) | (q.session_id ? f_session : 0u) |
                         (q.owner ? f_owner : 0u);
@@ -204,7 +217,7 @@ ListPage PostgresStore::list(const ListQuery& q) {
       page.total = r.i64(i, kListTotalCol);
       if (r.is_null(i, c_seq)) continue;
       page.jobs.push_back(read_job(r, i, false));
-      page.jobs.back().prompt = r.text(i, c_prompt);
+      page.jobs.back().prompt = prompt_head(r.bytes(i, c_prompt));
     }
     return page;
   });

@@ -128,14 +128,17 @@ std::string where_clause(unsigned mask) {
 }
 
 // The page and its total in one statement, so from one snapshot. The total comes last,
-// and a page past the end is one row of NULLs with the total.
+// and a page past the end is one row of NULLs with the total. The prompt's head comes as
+// its bytes: a SQL_ASCII database cuts it by bytes, maybe inside a character, which the
+// conversion to the client's UTF8 would refuse.
 const std::array<std::string, 8>& list_sqls() {
   static const auto sqls = [] {
     std::array<std::string, 8> a;
     for (unsigned m = 0; m < 8; ++m) {
       a[m] = "SELECT p.*, t.total FROM (SELECT count(*) AS total FROM jobs" +
              where_clause(m) + ") t LEFT JOIN LATERAL (SELECT " RUNQ_PG_ROW_STATUS
-             ", left(prompt, " + std::to_string(jobs::kListPromptChars) + ") FROM jobs" +
+             ", convert_to(left(prompt, " + std::to_string(jobs::kListPromptChars) +
+             "), current_setting('server_encoding')) FROM jobs" +
              where_clause(m) +
              " ORDER BY created_at DESC, seq DESC LIMIT $4 OFFSET $5) p ON true "
              "ORDER BY p.created_at DESC, p.seq DESC";
