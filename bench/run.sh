@@ -9,7 +9,8 @@
 # to core 0 and the load generator to core 1 (taskset), and measures:
 #   1. status GET throughput and p50/p99 (wrk -t1 -c50, keep-alive) of one finished job,
 #      runq (--io-threads 1 --access-log off) beside nginx (one worker, access_log off)
-#      serving the same JSON as a file, and runq again with its access log on;
+#      at its best: the same JSON from memory (`return 200`, the baseline) and from a
+#      cached file; and runq again with its access log on;
 #   2. the same against a FastAPI app on uvicorn (one worker) answering it from a dict;
 #   (runq runs with --access-log off throughout, like nginx and uvicorn here, except in
 #   the one GET row and the callgrind count that show the access log's cost)
@@ -188,18 +189,29 @@ GETLOG_PID=$RQ_PID; GETLOG_URL=$RQ_URL
 curl -sf -o "$WORK/body.json" "$GET_URL$STATUS_PATH"
 log "status body: $(wc -c <"$WORK/body.json") bytes"
 
-# nginx-light, one worker, the same body as a static file at the same path
+# nginx-light, one worker, the same body from memory (its ceiling, the baseline) and as a
+# static file at the same path (bench/nginx.conf.tmpl)
 NGX="$WORK/nginx"; mkdir -p "$NGX/www/api/v1/runs"
 cp "$WORK/body.json" "$NGX/www$STATUS_PATH"
 chmod -R a+rX "$NGX"
-NPORT="$(free_port)"
-sed -e "s|@PORT@|$NPORT|g" -e "s|@ROOT@|$NGX/www|g" -e "s|@PREFIX@|$NGX|g" \
-  "$HERE/nginx.conf.tmpl" >"$NGX/nginx.conf"
+NPORT="$(free_port)"; NRPORT="$(free_port)"
+"$PY" - "$HERE/nginx.conf.tmpl" "$NGX/nginx.conf" "$WORK/body.json" <<PYEOF
+import sys
+body = open(sys.argv[3]).read()
+assert "'" not in body and "\$" not in body and "\\\\" not in body, "body needs nginx quoting"
+conf = open(sys.argv[1]).read()
+for k, v in {"@PORT@": "$NPORT", "@RPORT@": "$NRPORT", "@ROOT@": "$NGX/www",
+             "@PREFIX@": "$NGX", "@PATH@": "$STATUS_PATH", "@BODY@": body}.items():
+    conf = conf.replace(k, v)
+open(sys.argv[2], "w").write(conf)
+PYEOF
 taskset -c "$SCPU" "$NGINX" -p "$NGX" -c "$NGX/nginx.conf" 2>"$NGX/stderr.log" &
 NGX_PID=$!; PIDS+=("$NGX_PID")
-wait_http "http://127.0.0.1:$NPORT$STATUS_PATH"
-cmp -s "$WORK/body.json" <(curl -sf "http://127.0.0.1:$NPORT$STATUS_PATH") \
-  || { echo "nginx serves a different body" >&2; exit 1; }
+for port in "$NPORT" "$NRPORT"; do
+  wait_http "http://127.0.0.1:$port$STATUS_PATH"
+  cmp -s "$WORK/body.json" <(curl -sf "http://127.0.0.1:$port$STATUS_PATH") \
+    || { echo "nginx on $port serves a different body" >&2; exit 1; }
+done
 
 # FastAPI on uvicorn, one worker, the same JSON from a dict
 FPORT="$(free_port)"
@@ -213,7 +225,8 @@ import json, sys, urllib.request
 a = json.load(open(sys.argv[1])); b = json.load(urllib.request.urlopen(sys.argv[2]))
 sys.exit(0 if a == b else 1)
 PYEOF
-run_rounds "runq_get=$GET_URL$STATUS_PATH" "nginx_get=http://127.0.0.1:$NPORT$STATUS_PATH" \
+run_rounds "runq_get=$GET_URL$STATUS_PATH" "nginx_get=http://127.0.0.1:$NRPORT$STATUS_PATH" \
+  "nginx_file_get=http://127.0.0.1:$NPORT$STATUS_PATH" \
   "fastapi_get=http://127.0.0.1:$FPORT$STATUS_PATH" "runq_get_log=$GETLOG_URL$STATUS_PATH"
 echo "{\"rss_kib\": $(vmrss_kib "$GET_PID")}" >"$RES/runq_get_rss.json"
 drop_pid "$NGX_PID"
