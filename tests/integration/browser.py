@@ -54,7 +54,7 @@ class Page:
         self.wait(lambda: self.d.find_element(By.ID, "server-info").text, what="app start")
         return self
 
-    def wait(self, condition, timeout=5, what="condition"):
+    def wait(self, condition, timeout=10, what="condition"):
         """Waits until condition() is truthy (elements may be replaced meanwhile)."""
         return WebDriverWait(self.d, timeout, poll_frequency=0.05,
                              ignored_exceptions=(NoSuchElementException,
