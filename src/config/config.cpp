@@ -138,8 +138,8 @@ std::optional<int> parse_serve(const std::vector<std::string>& args, ServeConfig
       ->envname("RUNQ_WEBHOOK_MAX_ATTEMPTS")
       ->check(CLI::Range(1, 100));
   app.add_option("--check-db", out.check_db,
-                 "PRAGMA quick_check of the database file on start: full (always), "
-                 "after-crash (only if the last run did not stop cleanly), off")
+                 "PRAGMA quick_check of the database file on start: after-crash (the "
+                 "default: only if the last run did not stop cleanly), full (always), off")
       ->envname("RUNQ_CHECK_DB")
       ->check(CLI::IsMember({"full", "after-crash", "off"}));
   app.add_option("--log-level", out.log_level, "trace, debug, info, warn, error")

@@ -547,7 +547,7 @@ def test_a_damaged_database_is_refused_with_advice(make_server, tmp_path, damage
     with open(db, "rb") as f:
         corrupted = f.read()
 
-    p, took = run_serve(db)
+    p, took = run_serve(db, "--check-db", "full")
     out = p.stdout + p.stderr
     assert p.returncode != 0, out
     assert took < 10, took
@@ -567,10 +567,11 @@ def test_a_damaged_database_is_refused_with_advice(make_server, tmp_path, damage
 
 
 @pytest.mark.sqlite_only
-def test_check_db_after_crash_checks_only_after_an_unclean_stop(make_server, tmp_path):
-    """--check-db after-crash: a file damaged at rest after a clean stop is not looked at
-    (the documented trade-off for a fast start); once a process died with it open (its
-    -wal file left behind) the check runs and refuses it."""
+def test_check_db_after_crash_is_the_default_and_checks_only_after_an_unclean_stop(
+        make_server, tmp_path):
+    """--check-db after-crash, the default: a file damaged at rest after a clean stop is
+    not looked at (the documented trade-off for a fast start; `full` finds it); once a
+    process died with it open (its -wal file left behind) the check runs and refuses it."""
     db = str(tmp_path / "d.db")
     make_db_with_jobs(make_server, db, n=300)
     assert not os.path.exists(db + "-wal") or os.path.getsize(db + "-wal") == 0
@@ -580,16 +581,16 @@ def test_check_db_after_crash_checks_only_after_an_unclean_stop(make_server, tmp
         for p in range(5, len(data) // page - 1, 3):
             f.seek(p * page + 100)
             f.write(b"\xff" * 600)
-    p, _ = run_serve(db)  # default: full
+    p, _ = run_serve(db, "--check-db", "full")
     assert p.returncode != 0 and "damaged" in p.stdout + p.stderr
 
-    s = make_server("--check-db", "after-crash", db=db)
+    s = make_server(db=db)  # the default
     assert any("quick_check skipped" in line for line in s.log), list(s.log)
     assert s.terminate(15) == 0
 
     with open(db + "-wal", "wb") as f:  # what a crashed process leaves behind
         f.write(b"\x01" * 4096)
-    p, _ = run_serve(db, "--check-db", "after-crash")
+    p, _ = run_serve(db)
     out = p.stdout + p.stderr
     assert p.returncode != 0 and "damaged" in out and "listening on" not in out, out
 

@@ -38,7 +38,7 @@ struct ServeConfig {
   int webhook_max_attempts = 12;            // --webhook-max-attempts
   std::string log_level = "info";           // --log-level, RUNQ_LOG_LEVEL
   std::string log_format = "text";          // --log-format, RUNQ_LOG_FORMAT: text|json
-  std::string check_db = "full";            // --check-db, RUNQ_CHECK_DB: full|after-crash|off
+  std::string check_db = "after-crash";     // --check-db, RUNQ_CHECK_DB: full|after-crash|off
   std::string access_log = "on";            // --access-log, RUNQ_ACCESS_LOG: on|off
   std::optional<std::string> public_url;    // --public-url, RUNQ_PUBLIC_URL
   int io_threads = 0;                       // --io-threads, RUNQ_IO_THREADS (0 = cores)
