@@ -4,6 +4,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
 #include <spdlog/fmt/fmt.h>
 
 #include <stdexcept>
@@ -82,6 +83,8 @@ void Server::Impl::run() {
   if (acceptor && acceptor->is_open() && !stopping) {
     auto on_done = [](std::exception_ptr e) { log_exception("accept loop", e); };
     asio::co_spawn(server_strand, accept_loop(this), on_done);
+    auto on_sweep_done = [](std::exception_ptr e) { log_exception("deadline sweeper", e); };
+    asio::co_spawn(server_strand, sweep_loop(this), on_sweep_done);
   }
   auto run_loop = [this] {
     for (;;) {
@@ -116,7 +119,10 @@ void Server::Impl::do_stop() {
   }
   spdlog::info("http: stopping; {} open connection(s)", live.size());
   for (auto& c : live) asio::post(c->strand, [c] { c->on_stop(); });
-  if (live.empty()) return;
+  if (live.empty()) {
+    sweep_timer.cancel();  // the sweeper ends once stopping finds no connection
+    return;
+  }
   // Bound the drain; unregister() cancels this timer when the last connection ends.
   drain_timer.expires_after(opts.shutdown_timeout);
   drain_timer.async_wait([this](beast::error_code e) {
@@ -140,6 +146,27 @@ void Server::Impl::on_drain_deadline() {
     spdlog::error("http: connections did not close; stopping the event loop");
     ioc.stop();
   });
+}
+
+// Every kSweepInterval: the connections whose I/O deadline has passed are told so on their
+// strand (where on_deadline() checks again and closes the socket). Ends once the server
+// is stopping and has no connection left.
+awaitable<void> Server::Impl::sweep_loop(Impl* self) {
+  std::vector<std::shared_ptr<Connection>> late;
+  for (;;) {
+    self->sweep_timer.expires_after(kSweepInterval);
+    co_await self->sweep_timer.async_wait(kTuple);
+    const auto now = Connection::now_ticks();
+    {
+      std::lock_guard lock(self->conn_mu);
+      if (self->stopping && self->conns.empty()) co_return;
+      for (auto& [ptr, weak] : self->conns)  // in the map, *ptr is alive (unregister)
+        if (ptr->past_deadline(now))
+          if (auto c = weak.lock()) late.push_back(std::move(c));
+    }
+    for (auto& c : late) asio::post(c->strand, [c] { c->on_deadline(); });
+    late.clear();
+  }
 }
 
 awaitable<void> Server::Impl::accept_loop(Impl* self) {
@@ -245,7 +272,10 @@ void Server::Impl::unregister(Connection* c) {
     last = conns.empty();
   }
   if (last && stopping && !tearing_down)
-    asio::post(server_strand, [this] { drain_timer.cancel(); });
+    asio::post(server_strand, [this] {
+      drain_timer.cancel();
+      sweep_timer.cancel();
+    });
 }
 
 Server::Server(ServerOptions options, Handler handler)

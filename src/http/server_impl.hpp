@@ -4,7 +4,9 @@
 // requests strictly one after another: read -> handle -> write (session.cpp), which is
 // also what keeps pipelined answers in order. Anything that comes from another thread
 // (a Reply, an SSE notifier, stop()) is posted onto the connection's strand and wakes
-// the coroutine by cancelling the timer it sleeps on.
+// the coroutine by cancelling the timer it sleeps on. I/O deadlines are not timers: each
+// connection stores its deadline, and one sweeper per server (every kSweepInterval)
+// closes the sockets whose deadline has passed, so a request arms and cancels no timer.
 #include "runq/http/server.hpp"
 
 #include "response_head.hpp"
@@ -19,7 +21,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
@@ -47,6 +48,10 @@ using awaitable = asio::awaitable<T>;
 // Boost 1.81 has no default completion token; errors come back as values, not throws.
 inline constexpr asio::as_tuple_t<asio::use_awaitable_t<>> kTuple{};
 
+// How often the sweeper looks for connections past their I/O deadline: the precision of
+// every HTTP timeout (they are whole seconds).
+inline constexpr std::chrono::milliseconds kSweepInterval{250};
+
 // Shared by the server and every Reply / notifier handed out, so that a late caller
 // (after ~Server) finds the loop gone instead of posting into a destroyed io_context.
 struct Life {
@@ -63,14 +68,14 @@ enum class Outcome {
 };
 
 struct Connection {
-  Connection(tcp::socket socket, Strand strand_, std::string remote_)
+  Connection(tcp::socket socket_, Strand strand_, std::string remote_)
       : strand(std::move(strand_)),
-        stream(std::move(socket)),
+        socket(std::move(socket_)),
         wake(strand),
         remote(std::move(remote_)) {}
 
   Strand strand;
-  beast::tcp_stream stream;
+  tcp::socket socket;
   beast::flat_buffer buffer;  // reused for every request on this connection
   asio::steady_timer wake;    // the coroutine sleeps on it; cancel() wakes it up
   std::string remote;
@@ -85,6 +90,30 @@ struct Connection {
   bool notified = false;           // SSE notifier fired since the last poll
   std::atomic<bool> notify_pending{false};  // coalesces notifier posts (any thread)
 
+  // The I/O deadline, in steady_clock ticks: set on the strand around each read or
+  // write, read by the sweeper (any thread). An operation in flight past it ends when
+  // the sweeper closes the socket.
+  static constexpr std::int64_t kNoDeadline = INT64_MAX;
+  std::atomic<std::int64_t> deadline{kNoDeadline};
+
+  static std::int64_t now_ticks() {
+    return std::chrono::steady_clock::now().time_since_epoch().count();
+  }
+  void expires_after(std::chrono::steady_clock::duration d) {
+    deadline.store(now_ticks() + d.count(), std::memory_order_relaxed);
+  }
+  void expires_never() { deadline.store(kNoDeadline, std::memory_order_relaxed); }
+  bool past_deadline(std::int64_t now) const {
+    return deadline.load(std::memory_order_relaxed) <= now;
+  }
+  // On the strand, after a sweep saw the deadline pass: still past it (not re-armed in
+  // between)? Then time out what is in flight, as a closed socket.
+  void on_deadline() {
+    if (!past_deadline(now_ticks())) return;
+    beast::error_code ec;
+    socket.close(ec);
+  }
+
   void deliver(std::uint64_t s, Response r) {
     if (s != seq || reply) return;  // late answer to an earlier, already answered request
     reply = std::move(r);
@@ -94,14 +123,16 @@ struct Connection {
   void on_stop() {
     stopping = true;
     wake.cancel();
-    if (idle) stream.cancel();  // nothing in flight: stop waiting for a next request
+    beast::error_code ec;
+    if (idle) socket.cancel(ec);  // nothing in flight: stop waiting for a next request
   }
 
   void abort() {
     aborted = true;
     stopping = true;
     wake.cancel();
-    stream.close();
+    beast::error_code ec;
+    socket.close(ec);
   }
 };
 
@@ -200,9 +231,11 @@ struct Server::Impl {
   Strand server_strand{asio::make_strand(ioc)};  // acceptor, stop, drain deadline
   std::optional<tcp::acceptor> acceptor;
   asio::steady_timer drain_timer{server_strand};
+  asio::steady_timer sweep_timer{server_strand};
 
  private:
   static awaitable<void> accept_loop(Impl* self);
+  static awaitable<void> sweep_loop(Impl* self);
   void start_session(tcp::socket socket, Strand strand);
   bool at_capacity();
   void start_refusal(tcp::socket socket, Strand strand);

@@ -42,23 +42,23 @@ awaitable<void> Server::Impl::session(Impl* self, std::shared_ptr<Connection> c)
 
   beast::error_code ec;
   if (outcome == Outcome::drop || c->aborted) {
-    c->stream.close();
+    c->socket.close(ec);
     co_return;
   }
   // Half-close first so the client sees our complete answer and the end of it; then
   // read away anything still arriving so closing does not turn into a reset.
-  c->stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-  bool unread = c->buffer.size() > 0 || c->stream.socket().available(ec) > 0;
+  c->socket.shutdown(tcp::socket::shutdown_send, ec);
+  bool unread = c->buffer.size() > 0 || c->socket.available(ec) > 0;
   if (outcome == Outcome::linger || unread) co_await linger(c.get());
-  c->stream.close();
+  c->socket.close(ec);
 }
 
 awaitable<void> Server::Impl::linger(Connection* c) {
-  c->stream.expires_after(kLingerTime);
+  c->expires_after(kLingerTime);
   c->buffer.clear();
   std::size_t discarded = 0;
   while (discarded < kLingerBytes && !c->aborted) {
-    auto [ec, n] = co_await c->stream.async_read_some(c->buffer.prepare(kReadChunk), kTuple);
+    auto [ec, n] = co_await c->socket.async_read_some(c->buffer.prepare(kReadChunk), kTuple);
     if (ec) break;  // end of stream (the client read our answer), timeout, reset
     discarded += n;
   }
@@ -71,23 +71,23 @@ awaitable<Outcome> Server::Impl::serve_one(Impl* self, std::shared_ptr<Connectio
   // 1. Wait for the first byte. This is the idle phase of a keep-alive connection: stop()
   //    may cancel it, and its timeout is a quiet close, not an error.
   if (c->buffer.size() == 0) {
-    c->stream.expires_after(first ? opts.header_timeout : opts.idle_timeout);
+    c->expires_after(first ? opts.header_timeout : opts.idle_timeout);
     c->idle = true;
-    auto [ec, n] = co_await c->stream.async_read_some(c->buffer.prepare(kReadChunk), kTuple);
+    auto [ec, n] = co_await c->socket.async_read_some(c->buffer.prepare(kReadChunk), kTuple);
     c->idle = false;
     if (ec == asio::error::eof) co_return Outcome::close;
     if (ec) co_return Outcome::drop;
     c->buffer.commit(n);
-    if (!first) c->stream.expires_after(opts.header_timeout);
+    if (!first) c->expires_after(opts.header_timeout);
   } else {
-    c->stream.expires_after(opts.header_timeout);  // a pipelined request: already here
+    c->expires_after(opts.header_timeout);  // a pipelined request: already here
   }
 
   // 2. The header block, within header_timeout of its first byte (slowloris).
   detail::RequestParser parser;  // fresh per request
   detail::apply_limits(parser, RequestLimits{opts.max_header_bytes, opts.max_body_bytes});
   {
-    auto [ec, n] = co_await bhttp::async_read_header(c->stream, c->buffer, parser, kTuple);
+    auto [ec, n] = co_await bhttp::async_read_header(c->socket, c->buffer, parser, kTuple);
     if (ec) co_return co_await answer_read_error(self, c.get(), ec);
   }
 
@@ -97,15 +97,15 @@ awaitable<Outcome> Server::Impl::serve_one(Impl* self, std::shared_ptr<Connectio
   const bool head = parser.get().method() == bhttp::verb::head;
   if (!parser.is_done()) {
     if (detail::expects_continue(parser)) {
-      c->stream.expires_after(opts.write_timeout);
-      auto [ec, n] = co_await asio::async_write(c->stream, asio::buffer(kContinue), kTuple);
+      c->expires_after(opts.write_timeout);
+      auto [ec, n] = co_await asio::async_write(c->socket, asio::buffer(kContinue), kTuple);
       if (ec) co_return Outcome::drop;
     }
-    c->stream.expires_after(opts.body_timeout);
-    auto [ec, n] = co_await bhttp::async_read(c->stream, c->buffer, parser, kTuple);
+    c->expires_after(opts.body_timeout);
+    auto [ec, n] = co_await bhttp::async_read(c->socket, c->buffer, parser, kTuple);
     if (ec) co_return co_await answer_read_error(self, c.get(), ec);
   }
-  c->stream.expires_never();  // no I/O deadline while the handler works
+  c->expires_never();  // no I/O deadline while the handler works
 
   // 4. Hand the request over and wait for its Reply, which may come from any thread.
   std::string log_line;
@@ -176,8 +176,9 @@ awaitable<Outcome> Server::Impl::write_error(Impl* self, Connection* c, int stat
 }
 
 awaitable<bool> Server::Impl::write_out(Impl* self, Connection* c) {
-  c->stream.expires_after(self->opts.write_timeout);
-  auto [ec, n] = co_await asio::async_write(c->stream, asio::buffer(c->out), kTuple);
+  c->expires_after(self->opts.write_timeout);
+  auto [ec, n] = co_await asio::async_write(c->socket, asio::buffer(c->out), kTuple);
+  c->expires_never();
   c->out.clear();
   if (ec) spdlog::debug("http: write to {} failed: {}", c->remote, ec.message());
   co_return !ec;
@@ -194,8 +195,9 @@ awaitable<Outcome> Server::Impl::write_response(Impl* self, Connection* c, Respo
   // Head and body leave in one gather write.
   std::string_view body = (no_body || head) ? std::string_view() : std::string_view(res.body);
   std::array<asio::const_buffer, 2> buffers{asio::buffer(c->out), asio::buffer(body)};
-  c->stream.expires_after(self->opts.write_timeout);
-  auto [ec, n] = co_await asio::async_write(c->stream, buffers, kTuple);
+  c->expires_after(self->opts.write_timeout);
+  auto [ec, n] = co_await asio::async_write(c->socket, buffers, kTuple);
+  c->expires_never();
   c->out.clear();
   if (ec) {
     spdlog::debug("http: write to {} failed: {}", c->remote, ec.message());

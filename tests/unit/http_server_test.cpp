@@ -330,6 +330,8 @@ class HttpServerTest : public ::testing::Test {
         std::this_thread::sleep_for(std::chrono::milliseconds(ms));
         reply(text(200, target));
       });
+    } else if (req.path == "/big") {  // larger than the socket buffers
+      reply(text(200, std::string(64 << 20, 'x')));
     } else if (req.path == "/throw") {
       throw std::runtime_error("boom");
     } else if (req.path == "/drop") {
@@ -775,6 +777,41 @@ TEST_F(HttpServerTest, IdleKeepAliveConnectionIsClosed) {
   auto t0 = Clock::now();
   EXPECT_TRUE(c.closed_by_peer(3s));
   EXPECT_GE(Clock::now() - t0, 800ms);
+}
+
+// I/O deadlines cover reads and writes only: a handler may take longer than every
+// timeout, and an SSE stream may stay quiet longer than write_timeout between writes.
+TEST_F(HttpServerTest, SlowHandlerOutlivesEveryIoTimeout) {
+  opts.header_timeout = 1s;
+  opts.write_timeout = 1s;
+  opts.idle_timeout = 1s;
+  start();
+  Client c(port);
+  c.send(get("/slow?ms=1800"));
+  auto r = c.read_response();
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "/slow?ms=1800");
+}
+
+TEST_F(HttpServerTest, QuietStreamOutlivesWriteTimeout) {
+  opts.write_timeout = 1s;
+  opts.heartbeat_interval = 2s;  // no write for twice write_timeout
+  start();
+  Client c(port);
+  c.send(get("/sse"));
+  EXPECT_EQ(c.read_head().status, 200);
+  auto t0 = Clock::now();
+  EXPECT_EQ(c.read_chunk(), ": heartbeat\n\n");
+  EXPECT_GE(Clock::now() - t0, 1800ms);
+}
+
+TEST_F(HttpServerTest, WriteTimeoutClosesClientThatNeverReads) {
+  opts.write_timeout = 1s;
+  start();
+  Client c(port);
+  c.send(get("/big"));  // and never read the answer
+  EXPECT_TRUE(wait_for([&] { return handler_calls.load() == 1; }));
+  EXPECT_TRUE(wait_for([&] { return server->open_connections() == 0; }, 4s));
 }
 
 TEST_F(HttpServerTest, ManyClientsInParallel) {
