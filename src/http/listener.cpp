@@ -7,6 +7,8 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <spdlog/fmt/fmt.h>
 
+#include <algorithm>
+#include <functional>
 #include <stdexcept>
 #include <thread>
 
@@ -55,7 +57,7 @@ std::uint16_t Server::Impl::listen() {
   if (!ec) {
     ep = tcp::endpoint(addr, opts.port);
   } else {  // a host name such as "localhost"
-    tcp::resolver resolver(ioc);
+    tcp::resolver resolver(server_loop);
     auto results = resolver.resolve(opts.host, std::to_string(opts.port),
                                     tcp::resolver::passive | tcp::resolver::numeric_service, ec);
     if (ec || results.empty())
@@ -64,7 +66,7 @@ std::uint16_t Server::Impl::listen() {
     ep = results.begin()->endpoint();
   }
   try {
-    acceptor.emplace(ioc);
+    acceptor.emplace(server_loop);
     acceptor->open(ep.protocol());
     acceptor->set_option(asio::socket_base::reuse_address(true));
     acceptor->bind(ep);
@@ -79,17 +81,25 @@ std::uint16_t Server::Impl::listen() {
   return port;
 }
 
+std::vector<std::unique_ptr<asio::io_context>> Server::Impl::make_loops(int n) {
+  std::vector<std::unique_ptr<asio::io_context>> loops;
+  for (int i = 0; i < std::max(n, 1); ++i) loops.push_back(std::make_unique<asio::io_context>(1));
+  return loops;
+}
+
 void Server::Impl::run() {
   if (acceptor && acceptor->is_open() && !stopping) {
     auto on_done = [](std::exception_ptr e) { log_exception("accept loop", e); };
-    asio::co_spawn(server_strand, accept_loop(this), on_done);
+    asio::co_spawn(server_loop, accept_loop(this), on_done);
     auto on_sweep_done = [](std::exception_ptr e) { log_exception("deadline sweeper", e); };
-    asio::co_spawn(server_strand, sweep_loop(this), on_sweep_done);
+    asio::co_spawn(server_loop, sweep_loop(this), on_sweep_done);
+    for (std::size_t i = 1; i < loops.size(); ++i)
+      keep_running.push_back(asio::make_work_guard(loops[i]->get_executor()));
   }
-  auto run_loop = [this] {
+  auto run_loop = [](asio::io_context& loop) {
     for (;;) {
       try {
-        ioc.run();
+        loop.run();
         return;
       } catch (const std::exception& e) {  // a handler threw past us: log, keep serving
         spdlog::error("http: event loop: {}", e.what());
@@ -97,20 +107,27 @@ void Server::Impl::run() {
     }
   };
   std::vector<std::thread> threads;
-  for (int i = 1; i < opts.io_threads; ++i) threads.emplace_back(run_loop);
-  run_loop();
+  for (std::size_t i = 1; i < loops.size(); ++i)
+    threads.emplace_back(run_loop, std::ref(*loops[i]));
+  run_loop(*loops.front());
   for (auto& t : threads) t.join();
   spdlog::info("http: server stopped");
 }
 
 void Server::Impl::stop() {
   if (stopping.exchange(true)) return;
-  asio::post(server_strand, [this] { do_stop(); });
+  asio::post(server_loop, [this] { do_stop(); });
+}
+
+// Each loop then returns from run() once it has nothing left to do.
+void Server::Impl::stop_loops() {
+  for (auto& guard : keep_running) guard.reset();
 }
 
 void Server::Impl::do_stop() {
   beast::error_code ec;
   if (acceptor) acceptor->close(ec);
+  stop_loops();
   std::vector<std::shared_ptr<Connection>> live;
   {
     std::lock_guard lock(conn_mu);
@@ -118,7 +135,7 @@ void Server::Impl::do_stop() {
       if (auto c = weak.lock()) live.push_back(std::move(c));
   }
   spdlog::info("http: stopping; {} open connection(s)", live.size());
-  for (auto& c : live) asio::post(c->strand, [c] { c->on_stop(); });
+  for (auto& c : live) asio::post(c->loop, [c] { c->on_stop(); });
   if (live.empty()) {
     sweep_timer.cancel();  // the sweeper ends once stopping finds no connection
     return;
@@ -139,17 +156,17 @@ void Server::Impl::on_drain_deadline() {
   }
   spdlog::warn("http: {} connection(s) still busy {}s after stop; closing them", live.size(),
                opts.shutdown_timeout.count());
-  for (auto& c : live) asio::post(c->strand, [c] { c->abort(); });
+  for (auto& c : live) asio::post(c->loop, [c] { c->abort(); });
   drain_timer.expires_after(kForceCloseGrace);
   drain_timer.async_wait([this](beast::error_code e) {
     if (e) return;
     spdlog::error("http: connections did not close; stopping the event loop");
-    ioc.stop();
+    for (auto& loop : loops) loop->stop();
   });
 }
 
 // Every kSweepInterval: the connections whose I/O deadline has passed are told so on their
-// strand (where on_deadline() checks again and closes the socket). Ends once the server
+// loop (where on_deadline() checks again and closes the socket). Ends once the server
 // is stopping and has no connection left.
 awaitable<void> Server::Impl::sweep_loop(Impl* self) {
   std::vector<std::shared_ptr<Connection>> late;
@@ -164,16 +181,16 @@ awaitable<void> Server::Impl::sweep_loop(Impl* self) {
         if (ptr->past_deadline(now))
           if (auto c = weak.lock()) late.push_back(std::move(c));
     }
-    for (auto& c : late) asio::post(c->strand, [c] { c->on_deadline(); });
+    for (auto& c : late) asio::post(c->loop, [c] { c->on_deadline(); });
     late.clear();
   }
 }
 
 awaitable<void> Server::Impl::accept_loop(Impl* self) {
-  asio::steady_timer backoff(self->server_strand);
+  asio::steady_timer backoff(self->server_loop);
   for (;;) {
-    auto strand = asio::make_strand(self->ioc);
-    auto [ec, socket] = co_await self->acceptor->async_accept(strand, kTuple);
+    Loop loop = self->loops[self->next_loop++ % self->loops.size()]->get_executor();
+    auto [ec, socket] = co_await self->acceptor->async_accept(loop, kTuple);
     if (self->stopping || !self->acceptor->is_open()) co_return;
     if (ec) {
       spdlog::warn("http: accept failed: {}", ec.message());
@@ -182,9 +199,9 @@ awaitable<void> Server::Impl::accept_loop(Impl* self) {
       continue;
     }
     if (self->at_capacity())
-      self->start_refusal(tcp::socket(std::move(socket)), std::move(strand));
+      self->start_refusal(tcp::socket(std::move(socket)), loop);
     else
-      self->start_session(tcp::socket(std::move(socket)), std::move(strand));
+      self->start_session(tcp::socket(std::move(socket)), loop);
   }
 }
 
@@ -195,7 +212,7 @@ bool Server::Impl::at_capacity() {
   return conns.size() >= opts.max_connections;
 }
 
-void Server::Impl::start_refusal(tcp::socket socket, Strand strand) {
+void Server::Impl::start_refusal(tcp::socket socket, Loop loop) {
   ++refused_total;
   auto now = std::chrono::steady_clock::now();
   if (!last_refuse_warn || now - *last_refuse_warn >= kRefuseWarnInterval) {
@@ -212,7 +229,7 @@ void Server::Impl::start_refusal(tcp::socket socket, Strand strand) {
   ++refusing;
   if (opts.on_rejected) opts.on_rejected(503);
   auto on_done = [](std::exception_ptr e) { log_exception("refused connection", e); };
-  asio::co_spawn(strand, refuse(this, std::move(socket)), on_done);
+  asio::co_spawn(loop, refuse(this, std::move(socket)), on_done);
 }
 
 // Over max_connections: a 503 at once, without reading the request, then close. Never
@@ -250,18 +267,18 @@ awaitable<void> Server::Impl::refuse(Impl* self, tcp::socket socket) {
   stream.close();
 }
 
-void Server::Impl::start_session(tcp::socket socket, Strand strand) {
+void Server::Impl::start_session(tcp::socket socket, Loop loop) {
   beast::error_code ec;
   socket.set_option(tcp::no_delay(true), ec);  // answers are single writes: send at once
   auto ep = socket.remote_endpoint(ec);
   std::string remote = ec ? std::string("?") : endpoint_string(ep);
-  auto c = std::make_shared<Connection>(std::move(socket), strand, std::move(remote));
+  auto c = std::make_shared<Connection>(std::move(socket), loop, std::move(remote));
   {
     std::lock_guard lock(conn_mu);
     conns.emplace(c.get(), c);
   }
   auto on_done = [](std::exception_ptr e) { log_exception("connection", e); };
-  asio::co_spawn(strand, session(this, std::move(c)), on_done);
+  asio::co_spawn(loop, session(this, std::move(c)), on_done);
 }
 
 void Server::Impl::unregister(Connection* c) {
@@ -272,7 +289,7 @@ void Server::Impl::unregister(Connection* c) {
     last = conns.empty();
   }
   if (last && stopping && !tearing_down)
-    asio::post(server_strand, [this] {
+    asio::post(server_loop, [this] {
       drain_timer.cancel();
       sweep_timer.cancel();
     });

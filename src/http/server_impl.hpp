@@ -1,10 +1,13 @@
 #pragma once
-// Private to http/: the server's shared state. One acceptor coroutine on the server
-// strand (listener.cpp); one coroutine per connection on its own strand, serving
-// requests strictly one after another: read -> handle -> write (session.cpp), which is
-// also what keeps pipelined answers in order. Anything that comes from another thread
-// (a Reply, an SSE notifier, stop()) is posted onto the connection's strand and wakes
-// the coroutine by cancelling the timer it sleeps on. I/O deadlines are not timers: each
+// Private to http/: the server's shared state. One event loop (an io_context) per I/O
+// thread, each run by that thread alone, so whatever runs on one loop runs one thing at a
+// time without a strand. The acceptor, the deadline sweeper and stop() live on the first
+// loop (listener.cpp); each connection is given a loop in turn and lives on it: one
+// coroutine serving its requests strictly one after another: read -> handle -> write
+// (session.cpp), which is also what keeps pipelined answers in order. Anything that
+// comes from another thread (a Reply, an SSE notifier, stop()) is posted onto the
+// connection's loop and wakes the coroutine by cancelling the timer it sleeps on.
+// I/O deadlines are not timers: each
 // connection stores its deadline, and one sweeper per server (every kSweepInterval)
 // closes the sockets whose deadline has passed, so a request arms and cancels no timer.
 #include "runq/http/server.hpp"
@@ -16,8 +19,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -41,7 +44,8 @@ namespace runq::http {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
-using Strand = asio::strand<asio::io_context::executor_type>;
+// An event loop's executor: a loop is run by one thread, so it serialises like a strand.
+using Loop = asio::io_context::executor_type;
 template <typename T>
 using awaitable = asio::awaitable<T>;
 
@@ -68,20 +72,20 @@ enum class Outcome {
 };
 
 struct Connection {
-  Connection(tcp::socket socket_, Strand strand_, std::string remote_)
-      : strand(std::move(strand_)),
+  Connection(tcp::socket socket_, Loop loop_, std::string remote_)
+      : loop(std::move(loop_)),
         socket(std::move(socket_)),
-        wake(strand),
+        wake(loop),
         remote(std::move(remote_)) {}
 
-  Strand strand;
+  Loop loop;
   tcp::socket socket;
   beast::flat_buffer buffer;  // reused for every request on this connection
   asio::steady_timer wake;    // the coroutine sleeps on it; cancel() wakes it up
   std::string remote;
   std::string out;            // reused for response heads and SSE chunk framing
 
-  // Everything below is touched only on `strand`.
+  // Everything below is touched only on `loop`.
   std::uint64_t seq = 0;           // which request a Reply belongs to
   std::optional<Response> reply;   // set when the handler's answer arrives
   bool idle = false;               // waiting for the first byte of a request
@@ -90,7 +94,7 @@ struct Connection {
   bool notified = false;           // SSE notifier fired since the last poll
   std::atomic<bool> notify_pending{false};  // coalesces notifier posts (any thread)
 
-  // The I/O deadline, in steady_clock ticks: set on the strand around each read or
+  // The I/O deadline, in steady_clock ticks: set on the loop around each read or
   // write, read by the sweeper (any thread). An operation in flight past it ends when
   // the sweeper closes the socket.
   static constexpr std::int64_t kNoDeadline = INT64_MAX;
@@ -106,7 +110,7 @@ struct Connection {
   bool past_deadline(std::int64_t now) const {
     return deadline.load(std::memory_order_relaxed) <= now;
   }
-  // On the strand, after a sweep saw the deadline pass: still past it (not re-armed in
+  // On the loop, after a sweep saw the deadline pass: still past it (not re-armed in
   // between)? Then time out what is in flight, as a closed socket.
   void on_deadline() {
     if (!past_deadline(now_ticks())) return;
@@ -167,11 +171,11 @@ class ReplyState {
     auto c = conn_.lock();
     if (!c) return;  // the connection is gone; nobody to answer
     // Called synchronously from inside the handler (the common case): no post needed.
-    if (c->strand.running_in_this_thread()) {
+    if (c->loop.running_in_this_thread()) {
       c->deliver(seq_, std::move(r));
       return;
     }
-    asio::post(c->strand, [c, seq = seq_, r = std::move(r)]() mutable {
+    asio::post(c->loop, [c, seq = seq_, r = std::move(r)]() mutable {
       c->deliver(seq, std::move(r));
     });
   }
@@ -205,8 +209,8 @@ struct Server::Impl {
       std::lock_guard lock(life->mu);
       life->alive = false;
     }
-    // Destroying the io_context (below) destroys coroutine frames that never finished
-    // (run() not called, or the loop stopped at the deadline); they unregister quietly.
+    // Destroying the loops (below) destroys coroutine frames that never finished
+    // (run() not called, or the loops stopped at the deadline); they unregister quietly.
     tearing_down = true;
   }
 
@@ -214,8 +218,8 @@ struct Server::Impl {
   void run();
   void stop();
 
-  // Members are destroyed bottom-up: everything after `ioc` goes before it, and the
-  // registry outlives it because dying coroutine frames unregister themselves.
+  // Members are destroyed bottom-up: everything after `loops` goes before them, and the
+  // registry outlives them because dying coroutine frames unregister themselves.
   ServerOptions opts;
   Handler handler;
   std::shared_ptr<Life> life = std::make_shared<Life>();
@@ -224,21 +228,28 @@ struct Server::Impl {
   mutable std::mutex conn_mu;
   std::unordered_map<Connection*, std::weak_ptr<Connection>> conns;
   std::atomic<std::size_t> refusing{0};  // 503s for max_connections in progress
-  std::uint64_t refused_total = 0;       // server strand only
-  std::optional<std::chrono::steady_clock::time_point> last_refuse_warn;  // server strand
+  std::uint64_t refused_total = 0;       // server loop only
+  std::optional<std::chrono::steady_clock::time_point> last_refuse_warn;  // server loop
 
-  asio::io_context ioc;
-  Strand server_strand{asio::make_strand(ioc)};  // acceptor, stop, drain deadline
+  // One per I/O thread; each is told it has one thread (concurrency hint 1), which lets
+  // Asio skip locking for what a loop posts to itself.
+  std::vector<std::unique_ptr<asio::io_context>> loops = make_loops(opts.io_threads);
+  Loop server_loop{loops.front()->get_executor()};  // acceptor, sweeper, stop, drain
+  std::size_t next_loop = 0;                        // round robin, server loop only
+  // Keep the other loops running while they have no connection, until stop().
+  std::vector<asio::executor_work_guard<Loop>> keep_running;
   std::optional<tcp::acceptor> acceptor;
-  asio::steady_timer drain_timer{server_strand};
-  asio::steady_timer sweep_timer{server_strand};
+  asio::steady_timer drain_timer{server_loop};
+  asio::steady_timer sweep_timer{server_loop};
 
  private:
+  static std::vector<std::unique_ptr<asio::io_context>> make_loops(int n);
+  void stop_loops();
   static awaitable<void> accept_loop(Impl* self);
   static awaitable<void> sweep_loop(Impl* self);
-  void start_session(tcp::socket socket, Strand strand);
+  void start_session(tcp::socket socket, Loop loop);
   bool at_capacity();
-  void start_refusal(tcp::socket socket, Strand strand);
+  void start_refusal(tcp::socket socket, Loop loop);
   static awaitable<void> refuse(Impl* self, tcp::socket socket);
   void unregister(Connection* c);
   void do_stop();

@@ -226,7 +226,7 @@ awaitable<Outcome> Server::Impl::write_stream(Impl* self, std::shared_ptr<Connec
       if (!life->alive) return;
       auto conn = weak.lock();
       if (!conn || conn->notify_pending.exchange(true)) return;  // one post is enough
-      asio::post(conn->strand, [conn] {
+      asio::post(conn->loop, [conn] {
         conn->notify_pending = false;
         conn->notified = true;
         conn->wake.cancel();
