@@ -15,14 +15,16 @@ namespace runq::util::log {
 
 enum class Format { text, json };
 
-// The default logger: stderr, `level` (spdlog's names), one line per record; json: one
-// object per line, {"ts","level","msg", ...fields}. Call once, before other threads log.
+// The default logger: stderr, `level` (spdlog's names), one line per record; text:
+// "<ts> <level> <message>"; json: one object per line, {"ts","level","msg", ...fields}.
+// Call once, before other threads log.
 void setup(Format format, const std::string& level);
 Format format();
 // The pieces of setup(), for tests with their own sink: how events encode their fields,
-// and the formatter of the json format.
+// and the formatters of the two formats.
 void set_format(Format format);
 std::unique_ptr<spdlog::formatter> make_json_formatter();
+std::unique_ptr<spdlog::formatter> make_text_formatter();
 
 // A field of an event. Strings are copied into the line; never pass a secret.
 struct Field {
@@ -51,5 +53,7 @@ void event(spdlog::level::level_enum level, std::string_view msg,
 // `s` as the inside of a JSON string: quotes, backslashes and control characters
 // escaped, invalid UTF-8 replaced by U+FFFD (so every line parses).
 void append_json_escaped(std::string& out, std::string_view s);
+// `d` as fmt's "{:.3f}" writes it (how events write a real), mostly without fmt.
+void append_fixed3(std::string& out, double d);
 
 }  // namespace runq::util::log
