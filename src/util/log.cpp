@@ -1,5 +1,6 @@
 #include "runq/util/log.hpp"
 
+#include "runq/util/batching_sink.hpp"
 #include "runq/util/time.hpp"
 #include "runq/util/utf8.hpp"
 
@@ -15,6 +16,7 @@
 #include <cmath>
 #include <cstring>
 #include <iterator>
+#include <unistd.h>
 
 namespace runq::util::log {
 
@@ -143,6 +145,12 @@ void append_integer(std::string& out, std::int64_t v) {
 constexpr std::size_t kKeptBytes = 16 * 1024;
 thread_local std::string t_payload;
 
+// The access log's logger and its sink (when it batches), from setup().
+constexpr char kAccessLogger[] = "runq.access";
+std::shared_ptr<spdlog::logger> g_access_logger;
+std::atomic<spdlog::logger*> g_access{nullptr};
+std::shared_ptr<BatchingSink> g_batching;
+
 }  // namespace
 
 void append_json_escaped(std::string& out, std::string_view s) {
@@ -210,17 +218,41 @@ std::unique_ptr<spdlog::formatter> make_text_formatter() {
 
 void setup(Format format, const std::string& level) {
   set_format(format);
-  auto logger = spdlog::stderr_color_mt("runq");
-  spdlog::set_default_logger(logger);
+  // A terminal gets colors and each line at once; a file or a pipe (a service's log, the
+  // tests) the access log in batches (BatchingSink).
+  std::shared_ptr<spdlog::sinks::sink> sink;
+  if (isatty(STDERR_FILENO)) {
+    sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+  } else {
+    g_batching = std::make_shared<BatchingSink>(STDERR_FILENO, kAccessLogger);
+    sink = g_batching;
+  }
+  sink->set_formatter(format == Format::json ? make_json_formatter() : make_text_formatter());
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>("runq", sink));
   spdlog::set_level(spdlog::level::from_str(level));
-  logger->set_formatter(format == Format::json ? make_json_formatter() : make_text_formatter());
+  g_access_logger = std::make_shared<spdlog::logger>(kAccessLogger, sink);
+  g_access_logger->set_level(spdlog::level::from_str(level));
+  g_access = g_access_logger.get();
+}
+
+void shutdown() {
+  if (g_batching) g_batching->stop();
+}
+
+spdlog::logger& access_logger() {
+  spdlog::logger* logger = g_access.load(std::memory_order_acquire);
+  return logger ? *logger : *spdlog::default_logger_raw();
 }
 
 Format format() { return g_format.load(std::memory_order_relaxed); }
 
 void event(spdlog::level::level_enum level, std::string_view msg,
            std::initializer_list<Field> fields) {
-  auto& logger = *spdlog::default_logger_raw();
+  event(*spdlog::default_logger_raw(), level, msg, fields);
+}
+
+void event(spdlog::logger& logger, spdlog::level::level_enum level, std::string_view msg,
+           std::initializer_list<Field> fields) {
   if (!logger.should_log(level)) return;
   std::string& out = t_payload;
   out.clear();
