@@ -27,14 +27,14 @@ CTEST_JOBS="${CTEST_JOBS:-4}"
 # file tests/integration/<file>). A new test of threaded code belongs here.
 # Units: the job service and its races, the scheduler's timers and cancel tokens, the
 # store's group commit and concurrent readers, the HTTP server and client, the webhook
-# dispatcher, the agents (worker and subprocess threads), the lock-free metrics and the
-# key reload of auth.
+# dispatcher, the agents (worker and subprocess threads), the lock-free metrics, the
+# key reload of auth and the log sink's flusher thread.
 TSAN_UNIT_TESTS=(
   job_races_test job_events_races_test job_service_test router_test lease_lost_test
   postgres_store_test postgres_cluster_test
   timer_queue_test cancel_token_test group_commit_test sqlite_store_test
   http_server_test outbound_test webhook_dispatcher_test
-  command_agent_test echo_agent_test prometheus_test auth_test
+  command_agent_test echo_agent_test prometheus_test auth_test batching_sink_test
 )
 # Integration: streams, cancel, shutdown and drain, scheduling, timeouts and retries,
 # backpressure and retention, kill -9 storms, durability under load, webhooks, the

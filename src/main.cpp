@@ -271,7 +271,9 @@ int main(int argc, char** argv) {
     runq::config::ServeConfig cfg;
     std::vector<std::string> args(argv + 2, argv + argc);
     if (auto code = runq::config::parse_serve(args, cfg)) return *code;
-    return serve(cfg);
+    const int code = serve(cfg);
+    runq::util::log::shutdown();  // the last access lines (batched)
+    return code;
   }
   return runq::cli::run(argc, argv);
 }

@@ -52,7 +52,7 @@ http::Handler observed(RoutedHandler inner, bool access_log) {
       reply(std::move(r));  // answer first: the bookkeeping below need not delay it
       metrics::runq().http_request(metrics_route(match), method, status, seconds);
       if (!access_log) return;
-      util::log::event(spdlog::level::info, "request",
+      util::log::event(util::log::access_logger(), spdlog::level::info, "request",
                        {{"method", method},
                         {"route", route_template(match)},
                         {"status", status},

@@ -1,5 +1,6 @@
 #include "runq/util/time.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -24,7 +25,7 @@ void put_digits(char* end, unsigned n, int width) {
 }
 
 // gmtime_r + snprintf, for years beyond 0000..9999.
-std::string rfc3339_slow(std::int64_t unix_us) {
+std::size_t format_rfc3339_slow(char* out, std::int64_t unix_us) {
   std::int64_t secs = unix_us / 1'000'000;
   std::int64_t micros = unix_us % 1'000'000;
   if (micros < 0) {
@@ -34,18 +35,17 @@ std::string rfc3339_slow(std::int64_t unix_us) {
   std::time_t t = static_cast<std::time_t>(secs);
   std::tm tm{};
   gmtime_r(&t, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<long long>(micros));
-  return buf;
+  const int n = std::snprintf(out, kRfc3339Max, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ",
+                              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                              tm.tm_min, tm.tm_sec, static_cast<long long>(micros));
+  return n < 0 ? 0 : std::min(static_cast<std::size_t>(n), kRfc3339Max - 1);
 }
 
 }  // namespace
 
-// The status GET renders up to four of these: arithmetic instead of gmtime_r + snprintf
-// (days to civil date: Howard Hinnant's algorithm, public domain).
-void append_rfc3339(std::string& out, std::int64_t unix_us) {
+// The status GET renders up to four of these, and every log line one: arithmetic instead
+// of gmtime_r + snprintf (days to civil date: Howard Hinnant's algorithm, public domain).
+std::size_t format_rfc3339(char* out, std::int64_t unix_us) {
   std::int64_t secs = unix_us / 1'000'000;
   std::int64_t micros = unix_us % 1'000'000;
   if (micros < 0) {
@@ -67,11 +67,8 @@ void append_rfc3339(std::string& out, std::int64_t unix_us) {
   const unsigned day = doy - (153 * mp + 2) / 5 + 1;
   const unsigned month = mp < 10 ? mp + 3 : mp - 9;
   const std::int64_t year = static_cast<std::int64_t>(yoe) + era * 400 + (month <= 2);
-  if (year < 0 || year > 9999) {
-    out += rfc3339_slow(unix_us);
-    return;
-  }
-  char buf[27];  // "YYYY-MM-DDTHH:MM:SS.uuuuuuZ"
+  if (year < 0 || year > 9999) return format_rfc3339_slow(out, unix_us);
+  char* const buf = out;  // "YYYY-MM-DDTHH:MM:SS.uuuuuuZ"
   put_digits(buf + 4, static_cast<unsigned>(year), 4);
   buf[4] = '-';
   put_digits(buf + 7, month, 2);
@@ -86,7 +83,12 @@ void append_rfc3339(std::string& out, std::int64_t unix_us) {
   buf[19] = '.';
   put_digits(buf + 26, static_cast<unsigned>(micros), 6);
   buf[26] = 'Z';
-  out.append(buf, sizeof buf);
+  return 27;
+}
+
+void append_rfc3339(std::string& out, std::int64_t unix_us) {
+  char buf[kRfc3339Max];
+  out.append(buf, format_rfc3339(buf, unix_us));
 }
 
 std::string rfc3339(std::int64_t unix_us) {

@@ -72,6 +72,50 @@ def test_json_logs_parse_and_carry_access_and_lifecycle(make_server):
     assert not any(KEY in line for line in s.log)
 
 
+def test_access_lines_batched_complete_and_in_order(make_server):
+    """Access lines reach stderr in batches (within 50 ms): each one comes, in the order of
+    the requests; any other record (here the warning of a refused submit, logged while the
+    lines before it are still pending) comes after the access lines before it; and a
+    clean stop (SIGTERM) writes the lines still pending."""
+    s = make_server("--log-format", "json", "--max-queued", "1", "--max-concurrent", "1")
+    n = 300
+    with s.client() as c:
+        blocker = submit(c, "blocker", config={"sleep_seconds": 30})["job_id"]
+        wait_status(c, blocker, "running")
+        submit(c, "queued", config={"sleep_seconds": 30})  # the queue is full now
+        for i in range(n):
+            assert c.get("/health", headers={"X-Request-ID": f"before-{i}"}).status_code == 200
+        r = c.post(RUNS, json={"prompt": "one too many"}, headers={"X-Request-ID": "refused"})
+        assert r.status_code == 429
+        for i in range(n):
+            assert c.get("/health", headers={"X-Request-ID": f"after-{i}"}).status_code == 200
+
+        want = [f"before-{i}" for i in range(n)] + ["refused"] + [f"after-{i}" for i in range(n)]
+
+        def access_ids():
+            return [r["request_id"] for r in find(s, msg="request")
+                    if r["request_id"] in want]
+        wait_until(lambda: len(access_ids()) == len(want), what="every access line")
+        assert access_ids() == want
+        logged = records(s)
+        at = {r.get("request_id"): i for i, r in enumerate(logged) if r["msg"] == "request"}
+        warning = [i for i, r in enumerate(logged)
+                   if r["level"] == "warning" and r["msg"].startswith("queue full")]
+        assert len(warning) == 1, warning
+        assert at[f"before-{n - 1}"] < warning[0] < at["refused"]
+
+        # Lines still pending when SIGTERM comes are written before the process ends.
+        for i in range(n):
+            assert c.get("/health", headers={"X-Request-ID": f"last-{i}"}).status_code == 200
+    assert s.terminate() == 0
+    logged = records(s)
+    last = [(i, r["request_id"]) for i, r in enumerate(logged)
+            if r["msg"] == "request" and r["request_id"].startswith("last-")]
+    assert [rid for _, rid in last] == [f"last-{i}" for i in range(n)]
+    stopped = [i for i, r in enumerate(logged) if r["msg"] == "stopped"]
+    assert len(stopped) == 1 and last[-1][0] < stopped[0]
+
+
 def test_retries_logged(make_server):
     s = make_server("--log-format", "json", "--retry-delay", "0.01")
     with s.client() as c:
