@@ -6,20 +6,20 @@
 // coroutine serving its requests strictly one after another: read -> handle -> write
 // (session.cpp), which is also what keeps pipelined answers in order. Anything that
 // comes from another thread (a Reply, an SSE notifier, stop()) is posted onto the
-// connection's loop and wakes the coroutine by cancelling the timer it sleeps on.
-// I/O deadlines are not timers: each
-// connection stores its deadline, and one sweeper per server (every kSweepInterval)
-// closes the sockets whose deadline has passed, so a request arms and cancels no timer.
+// connection's loop and wakes the coroutine by cancelling the timer it sleeps on. I/O
+// deadlines are not timers: each connection stores its deadline, and one sweeper per
+// server (every kSweepInterval) closes the sockets whose deadline has passed, so a
+// request arms and cancels no timer.
 #include "runq/http/server.hpp"
 
 #include "response_head.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/error.hpp>
