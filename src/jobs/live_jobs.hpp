@@ -57,7 +57,8 @@ std::shared_ptr<EventLog> synthesize_events(const Job& job);
 
 class LiveJobs {
  public:
-  // on_end is called (on the ending thread) after each job's terminal state is stored.
+  // on_end is called (on the ending thread) after the terminal state of a job with a
+  // webhook_url is stored (and after any cancel of a queued job).
   // `feed` (several nodes; else nullptr) publishes the events of the jobs run here.
   LiveJobs(jobs::Store& store, Transitions& transitions, TimerQueue& timers,
            std::function<void(const std::string& id)> on_end, EventFeed* feed);

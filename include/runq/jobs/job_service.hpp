@@ -37,7 +37,8 @@ struct ServiceOptions {
   // First pause before a worker tries again to store a job's end the store refused
   // (doubling up to 5 s, until it is stored or the server stops). Tests shorten it.
   std::chrono::milliseconds end_retry_first{200};
-  // Called after a job's terminal state is stored (e.g. to deliver its webhook soon).
+  // Called after the terminal state of a job with a webhook_url is stored, so its
+  // webhook is delivered soon (and after any cancel of a queued job).
   std::function<void(const std::string& job_id)> on_job_end;
   // This node's name in /health when several nodes share the store; "" for one node.
   std::string node_name;
