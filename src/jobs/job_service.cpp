@@ -60,7 +60,7 @@ JobService::JobService(jobs::Store& store, jobs::Agent& agent, ServiceOptions op
     store_.on_cluster_news(
         {[this](const std::vector<std::string>& ids) { state_->live.cluster_changed(ids); },
          [this](const std::string& id) { cancel_here(id); },
-         [this](int n) { state_->scheduler.wake(n); }});
+         [this](int) { state_->scheduler.wake(); }});
   }
 }
 

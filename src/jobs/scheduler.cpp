@@ -102,19 +102,19 @@ void Scheduler::stop_all_for_lost_lease() {
   for (auto& rj : running) rj->token.cancel(StopReason::lease_lost);
 }
 
-void Scheduler::wake(int n) {
+void Scheduler::wake() {
+  bool notify = false;
   {
     std::lock_guard lock(mu_);
     ++generation_;
+    queue_may_have_jobs_ = true;
+    notify = claiming_ == 0 && idle_ > 0;
   }
-  if (n >= options_.workers)
-    work_cv_.notify_all();
-  else
-    for (int i = 0; i < n; ++i) work_cv_.notify_one();
+  // One idle worker claims for all of them; a claim in flight wakes the next claimer.
+  if (notify) work_cv_.notify_one();
 }
 
 void Scheduler::worker_loop() {
-  std::uint64_t seen = 0;
   for (;;) {
     {
       std::unique_lock lock(mu_);
@@ -126,7 +126,6 @@ void Scheduler::worker_loop() {
         continue;
       }
       if (stopping_) return;
-      seen = generation_;
     }
     if (store_.write_fault()) {
       // The store cannot be written (disk full, read-only): start nothing new, whose end
@@ -140,90 +139,97 @@ void Scheduler::worker_loop() {
         continue;
       }
     }
-    const int want = begin_claim();
-    if (want == 0) {
-      // Stopping, or the claims in flight have reserved the free slots (this worker's
-      // too: it may get a job from them). Idle until one of them ends.
+    std::vector<Job> jobs;
+    ClaimEnd claim_end{*this, jobs};
+    if (!begin_claim(claim_end)) {
+      // Another worker's claim is in flight (it takes a job for this one too, or the
+      // next claim does), the last claim found nothing queued, or every slot is taken:
+      // idle until that changes. The poll looks at the store even without a wake-up.
       std::unique_lock lock(mu_);
-      const std::uint64_t ended = claims_ended_;
       ++idle_;
-      work_cv_.wait_for(lock, kIdlePoll, [&] {
-        return stopping_ || !handoff_.empty() || claims_ended_ != ended;
+      const bool woken = work_cv_.wait_for(lock, kIdlePoll, [&] {
+        return stopping_ || !handoff_.empty() || may_claim();
       });
       --idle_;
+      if (!woken) queue_may_have_jobs_ = true;
       continue;
     }
-    std::vector<Job> jobs;
     try {
-      ClaimEnd claim_end{*this, want, jobs};  // counts the claimed jobs as running
       const auto t0 = std::chrono::steady_clock::now();
-      jobs = store_.claim_many(util::now_us(), want);
+      jobs = store_.claim_many(util::now_us(), claim_end.wanted);
+      claim_end.ok = true;
       // Claims that hand out work: the latency a queued job sees (idle polls are not it).
       if (!jobs.empty())
         metrics::runq().store_op(
             metrics::StoreOp::claim,
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     } catch (const jobs::StoreUnavailable& e) {
+      end_claim(claim_end);
       spdlog::debug("claiming a job failed: {}", e.what());  // the store logged the fault
       pause(kStoreErrorBackoff);
       continue;
     } catch (const std::exception& e) {
+      end_claim(claim_end);
       spdlog::error("claiming a job failed: {}", e.what());
       pause(kStoreErrorBackoff);
       continue;
     }
-    if (!jobs.empty()) {
-      if (options_.on_claimed)
-        for (std::size_t i = 0; i < jobs.size(); ++i) options_.on_claimed();
-      if (jobs.size() > 1) {
-        {
-          std::lock_guard lock(mu_);
-          for (std::size_t i = 1; i < jobs.size(); ++i) handoff_.push_back(std::move(jobs[i]));
-        }
-        for (std::size_t i = 1; i < jobs.size(); ++i) work_cv_.notify_one();
-      }
-      run_job(std::move(jobs.front()));
-      continue;
-    }
-    // Nothing queued: sleep until a wake-up newer than our last look (or the poll).
-    std::unique_lock lock(mu_);
-    ++idle_;
-    work_cv_.wait_for(lock, kIdlePoll, [&] {
-      return stopping_ || generation_ != seen || !handoff_.empty();
-    });
-    --idle_;
+    end_claim(claim_end);  // hands the other jobs to idle workers
+    if (!jobs.empty()) run_job(std::move(jobs.front()));
   }
 }
 
+// Under mu_: a claim may start (none in flight, the queue may have jobs, a slot is free).
+bool Scheduler::may_claim() const {
+  return claiming_ == 0 && queue_may_have_jobs_ &&
+         options_.workers - running_.load() - reserved_ > 0;
+}
+
+// One claim at a time, for this worker and every idle one: with SQLite one statement,
+// with several nodes one round trip, for as many jobs as there are idle workers and free
+// slots (never more jobs claimed than workers). A worker that finds a claim in flight
+// waits for it as idle: it gets a job from it, or makes the next claim.
 // A claim in flight counts for wait_idle from before it starts, and its jobs run: a job
 // the store shows running is never handed back unrun. Checked and counted under one lock,
 // so once stop_claiming() has returned no new claim starts and every claim that did is
-// waited for by a drain. With several nodes a claim is a round trip to the database: it
-// asks for one job for this worker and one for each idle worker, within the slots that no
-// job and no other claim in flight takes (never more jobs claimed than workers). A
-// store of one node claims one job at a time. 0: no claim (stopping, or no free slot).
-int Scheduler::begin_claim() {
+// waited for by a drain. False: no claim (stopping, or see may_claim).
+bool Scheduler::begin_claim(ClaimEnd& claim) {
   std::lock_guard lock(mu_);
-  if (stopping_) return 0;
-  const int wanted = store_.shared() ? 1 + idle_ : 1;
-  const int want = std::min(wanted, options_.workers - running_.load() - reserved_);
-  if (want <= 0) return 0;
+  if (stopping_ || !may_claim()) return false;
+  claim.wanted = std::min(1 + idle_, options_.workers - running_.load() - reserved_);
+  claim.generation = generation_;
   ++claiming_;
-  reserved_ += want;
-  return want;
+  reserved_ += claim.wanted;
+  return true;
 }
 
-void Scheduler::end_claim(int wanted, std::size_t claimed) {
+// Counts the claimed jobs as running, keeps the first for the claiming worker and hands
+// the others to idle workers; wakes one more worker to claim if some stay idle. Once per
+// begun claim (also when it threw: then nothing was claimed).
+void Scheduler::end_claim(ClaimEnd& claim) {
+  if (claim.wanted == 0) return;
+  std::vector<Job>& jobs = claim.jobs;
+  if (options_.on_claimed)
+    for (std::size_t i = 0; i < jobs.size(); ++i) options_.on_claimed();
+  const std::size_t handed = jobs.empty() ? 0 : jobs.size() - 1;
+  bool next_claim = false;
   {
     std::lock_guard lock(mu_);
     --claiming_;
-    reserved_ -= wanted;
-    ++claims_ended_;
-    running_.fetch_add(static_cast<int>(claimed));
+    reserved_ -= claim.wanted;
+    running_.fetch_add(static_cast<int>(jobs.size()));
+    // Fewer than asked: the queue is empty, unless a wake-up came during the claim.
+    if (claim.ok && static_cast<int>(jobs.size()) < claim.wanted &&
+        generation_ == claim.generation)
+      queue_may_have_jobs_ = false;
+    for (std::size_t i = 1; i < jobs.size(); ++i) handoff_.push_back(std::move(jobs[i]));
+    next_claim = idle_ > static_cast<int>(handed) && may_claim();
   }
-  // Slots it reserved and did not fill are free again for the workers waiting on them.
-  if (static_cast<int>(claimed) < wanted) work_cv_.notify_all();
-  if (claimed == 0) idle_cv_.notify_all();
+  if (!jobs.empty()) jobs.erase(jobs.begin() + 1, jobs.end());
+  claim.wanted = 0;
+  for (std::size_t i = 0; i < handed; ++i) work_cv_.notify_one();
+  if (next_claim) work_cv_.notify_one();
+  if (jobs.empty()) idle_cv_.notify_all();  // wait_idle may be done
 }
 
 // Runs a job that end_claim counted as running.
@@ -395,7 +401,7 @@ bool Scheduler::retry_later(RunningJob& rj, const Job& job, const std::string& e
                     {"max_attempts", job.max_retries + 1},
                     {"delay_ms", static_cast<std::int64_t>(delay.count())},
                     {"error", error}});
-  timers_.schedule(delay, [this] { wake(1); });
+  timers_.schedule(delay, [this] { wake(); });
   return true;
 }
 

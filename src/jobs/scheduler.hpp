@@ -49,24 +49,26 @@ class Scheduler {
   // This node lost its lease on the jobs it runs (several nodes): stops every one of
   // them without recording anything; another node runs them again.
   void stop_all_for_lost_lease();
-  // New jobs were queued: wake up to `n` idle workers.
-  void wake(int n);
+  // New jobs were queued: an idle worker claims for every idle worker.
+  void wake();
   // Jobs whose work is going on right now (a slot is free only once work stopped).
   int running() const { return running_.load(); }
 
  private:
-  void worker_loop();
-  // A claim is starting: how many jobs it may take (0: none, claiming has stopped or
-  // the slots are taken). end_claim (through ClaimEnd, also when the claim throws)
-  // counts the claimed jobs as running.
-  int begin_claim();
-  void end_claim(int wanted, std::size_t claimed);
+  // One claim (see begin_claim). end_claim runs once for it, from the destructor at the
+  // latest (also when the claim throws).
   struct ClaimEnd {
     Scheduler& s;
-    int wanted;
-    const std::vector<Job>& jobs;
-    ~ClaimEnd() { s.end_claim(wanted, jobs.size()); }
+    std::vector<Job>& jobs;
+    int wanted = 0;                // 0: no claim begun, or ended
+    std::uint64_t generation = 0;  // generation_ when it began
+    bool ok = false;               // the store answered
+    ~ClaimEnd() { s.end_claim(*this); }
   };
+  void worker_loop();
+  bool may_claim() const;
+  bool begin_claim(ClaimEnd& claim);
+  void end_claim(ClaimEnd& claim);
   void run_job(Job job);
   void record_end(RunningJob& rj, const Job& job, Ending ending, bool want_retry);
   bool retry_later(RunningJob& rj, const Job& job, const std::string& error);
@@ -88,15 +90,17 @@ class Scheduler {
   std::condition_variable work_cv_;   // idle workers: new work, or stop
   std::condition_variable pause_cv_;  // pause(): stop_claiming / stop
   std::uint64_t generation_ = 0;  // bumped by wake(): "there may be new work"
+  // False once a claim found fewer jobs than it asked for, until the next wake-up or poll
+  // (guarded by mu_).
+  bool queue_may_have_jobs_ = true;
   bool stopping_ = false;          // no more claims
   bool cancel_running_ = false;    // stop(): running jobs are stopped too
   std::condition_variable idle_cv_;  // a job ended (for wait_idle)
   std::mt19937_64 rng_;  // retry jitter (guarded by mu_)
   std::atomic<int> running_{0};
-  int claiming_ = 0;  // claims in flight (guarded by mu_): a drain waits for them too
+  int claiming_ = 0;  // claims in flight, 0 or 1 (guarded by mu_): a drain waits for them too
   int idle_ = 0;      // workers waiting for work (guarded by mu_)
   int reserved_ = 0;  // jobs the claims in flight may take (guarded by mu_)
-  std::uint64_t claims_ended_ = 0;  // bumped by every end_claim (guarded by mu_)
   // Jobs one claim took for other idle workers (guarded by mu_). Counted as running from
   // their claim on, and taken before anything else, also while stopping.
   std::deque<Job> handoff_;

@@ -107,7 +107,7 @@ void JobService::commit_loop() {
                    queued_now, options_.max_queued, refused);
     }
     // Workers first: a client that polls right after its 202 finds the job claimed sooner.
-    if (inserted > 0) state_->scheduler.wake(inserted);
+    if (inserted > 0) state_->scheduler.wake();
     for (std::size_t i = 0; i < batch.size(); ++i) {
       SubmitOutcome out;
       if (unavailable) {

@@ -2,6 +2,8 @@
 // ":memory:" (the Store-level tests run on both).
 #include "runq/store/sqlite_store.hpp"
 
+#include "forwarding_store.hpp"
+
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
@@ -279,6 +281,67 @@ TEST_P(StoreTest, ClaimOnEmptyIsNullopt) {
   EXPECT_FALSE(store->claim_next(1));
   insert_one(finished(make_job("done"), JobStatus::succeeded));
   EXPECT_FALSE(store->claim_next(1));
+}
+
+// One statement for every idle worker: up to `max` jobs in claim order, each running and
+// whole; fewer only when no more are due (a retry waiting for its time is not).
+TEST_P(StoreTest, ClaimManyTakesUpToMaxInClaimOrder) {
+  insert_one(make_job("later"));
+  auto later = store->claim_next(5);
+  ASSERT_TRUE(later);
+  ASSERT_TRUE(store->requeue_for_retry(*later, 1'000'000));  // due long after the claims
+  store->insert({make_job("low1", -1), make_job("mid1", 0), make_job("high1", 5),
+                 make_job("mid2", 0), make_job("high2", 5), make_job("low2", -1)});
+  auto ids = [](const std::vector<Job>& jobs) {
+    std::vector<std::string> out;
+    for (const Job& j : jobs) out.push_back(j.id);
+    return out;
+  };
+  auto first = store->claim_many(10, 4);
+  EXPECT_EQ(ids(first), (std::vector<std::string>{"high1", "high2", "mid1", "mid2"}));
+  for (const Job& j : first) {
+    EXPECT_EQ(j.status, JobStatus::running);
+    EXPECT_EQ(j.started_at_us, 10);
+    EXPECT_EQ(j.attempts, 1);
+    EXPECT_EQ(j.prompt, "prompt of " + j.id);
+    EXPECT_EQ(store->get_status(j.id)->status, JobStatus::running);
+  }
+  EXPECT_EQ(ids(store->claim_many(11, 4)), (std::vector<std::string>{"low1", "low2"}));
+  EXPECT_TRUE(store->claim_many(12, 4).empty());
+  EXPECT_TRUE(store->claim_many(2'000'000, 0).empty());
+  EXPECT_EQ(ids(store->claim_many(2'000'000, 3)), (std::vector<std::string>{"later"}));
+}
+
+// The default claim_many (a store that only claims one at a time): when a later claim
+// fails, the jobs claimed before it are handed out, never dropped while running; when the
+// first fails, the caller gets the error.
+TEST_P(StoreTest, DefaultClaimManyKeepsWhatItClaimedWhenALaterClaimFails) {
+  class FailingClaim : public runq::racetest::ForwardingStore {
+   public:
+    FailingClaim(std::unique_ptr<Store> in, int fail_on)
+        : ForwardingStore(std::move(in)), fail_on_(fail_on) {}
+    std::optional<Job> claim_next(std::int64_t now) override {
+      if (++calls_ == fail_on_) throw std::runtime_error("claim failed");
+      return ForwardingStore::claim_next(now);
+    }
+
+   private:
+    int fail_on_;
+    int calls_ = 0;
+  };
+  store->insert({make_job("a"), make_job("b"), make_job("c")});
+  FailingClaim s(std::move(store), /*fail_on=*/2);
+  auto got = s.claim_many(10, 3);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].id, "a");
+  EXPECT_EQ(s.get_status("b")->status, JobStatus::queued);
+  EXPECT_EQ(s.claim_many(11, 3).size(), 2u);  // b and c
+
+  auto other = open_sqlite_store(":memory:");
+  other->insert({make_job("d")});
+  FailingClaim first_fails(std::move(other), /*fail_on=*/1);
+  EXPECT_THROW(first_fails.claim_many(12, 3), std::runtime_error);
+  EXPECT_EQ(first_fails.get_status("d")->status, JobStatus::queued);
 }
 
 TEST_P(StoreTest, ClaimMarksRunningAndReturnsWholeJob) {

@@ -99,12 +99,22 @@ class Store {
   // need not be on disk yet: a power loss may forget it (the job is queued again, its
   // attempts as before), never a job or an ending.
   virtual std::optional<Job> claim_next(std::int64_t now_us) = 0;
-  // claim_next for up to `max` jobs (in claim order), for a node's idle workers. The
-  // default claims one; a store shared by several nodes claims them in one statement.
+  // claim_next for up to `max` jobs (in claim order), for a node's idle workers; fewer
+  // only if no more are queued (or a store error stopped it after the first). The stores
+  // claim them in one statement; the default calls claim_next up to `max` times.
   virtual std::vector<Job> claim_many(std::int64_t now_us, int max) {
     std::vector<Job> out;
-    if (max > 0)
-      if (auto job = claim_next(now_us)) out.push_back(std::move(*job));
+    while (static_cast<int>(out.size()) < max) {
+      std::optional<Job> job;
+      try {
+        job = claim_next(now_us);
+      } catch (...) {
+        if (out.empty()) throw;
+        break;  // the jobs claimed already are running: hand them out
+      }
+      if (!job) break;
+      out.push_back(std::move(*job));
+    }
     return out;
   }
 

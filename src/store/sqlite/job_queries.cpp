@@ -127,6 +127,25 @@ std::optional<Job> SqliteStore::claim_next(std::int64_t now_us) {
   });
 }
 
+// One statement, one write for every idle worker (Sync::later, as claim_next).
+std::vector<Job> SqliteStore::claim_many(std::int64_t now_us, int max) {
+  if (max <= 0) return {};
+  if (max == 1) {  // the plain claim's plan: the first entry of jobs_claim
+    auto job = claim_next(now_us);
+    return job ? std::vector<Job>{std::move(*job)} : std::vector<Job>{};
+  }
+  return write(Sync::later, [&](Db& db) {
+    std::vector<Job> out;
+    Use u(db.cached(s_claim_many, kClaimMany));
+    u.bind(1, now_us).bind(2, std::int64_t{max});
+    while (u.step()) out.push_back(read_job(u, true));
+    std::sort(out.begin(), out.end(), [](const Job& a, const Job& b) {
+      return a.priority != b.priority ? a.priority > b.priority : a.seq < b.seq;
+    });
+    return out;
+  });
+}
+
 bool SqliteStore::finish(const Job& job) {
   if (!jobs::is_terminal(job.status)) {
     throw std::invalid_argument("Store::finish: status " +

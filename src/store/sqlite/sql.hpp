@@ -34,7 +34,7 @@ enum Sql : std::size_t {
   s_sync_full, s_sync_normal,
   s_get_whole, s_get_status,
   s_insert_job, s_find_key, s_insert_key, s_delete_key, s_delete_key_of_job,
-  s_claim, s_finish, s_cancel, s_remove_lookup, s_delete_job,
+  s_claim, s_claim_many, s_finish, s_cancel, s_remove_lookup, s_delete_job,
   s_count_all, s_count_owner, s_requeue, s_requeue_fail, s_retry, s_delete_finished,
   s_due_webhooks, s_webhook_attempted, s_next_webhook, s_probe,
   s_list_base,                      // + filter mask (8 variants)
@@ -56,6 +56,12 @@ inline constexpr const char* kClaim =
     "UPDATE jobs SET status = 'running', started_at = ?1, attempts = attempts + 1 "
     "WHERE seq = (SELECT seq FROM jobs INDEXED BY jobs_claim WHERE status = 'queued' "
     "AND not_before <= ?1 ORDER BY priority DESC, seq LIMIT 1) RETURNING " RUNQ_ROW_WHOLE;
+// claim_next for up to ?2 jobs in one statement (for every idle worker). RETURNING has
+// no order: the caller sorts the rows into claim order.
+inline constexpr const char* kClaimMany =
+    "UPDATE jobs SET status = 'running', started_at = ?1, attempts = attempts + 1 "
+    "WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_claim WHERE status = 'queued' "
+    "AND not_before <= ?1 ORDER BY priority DESC, seq LIMIT ?2) RETURNING " RUNQ_ROW_WHOLE;
 // A job that ends with a webhook_url has its webhook due at once.
 #define WEBHOOK_DUE(now)                                                    \
   "webhook_state = CASE WHEN webhook_url IS NULL THEN 0 ELSE 1 END, "      \

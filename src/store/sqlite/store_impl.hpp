@@ -40,6 +40,7 @@ class SqliteStore final : public Store {
   std::optional<Job> get(const std::string& id) override;
   std::optional<Job> get_status(const std::string& id) override;
   std::optional<Job> claim_next(std::int64_t now_us) override;
+  std::vector<Job> claim_many(std::int64_t now_us, int max) override;
   bool finish(const Job& job) override;
   bool cancel_queued(const std::string& id, std::int64_t now_us,
                      const std::optional<std::string>& reason,
