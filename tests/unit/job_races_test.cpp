@@ -278,6 +278,60 @@ TEST(WakeRace, NewJobIsClaimedAtOnceWhileAnotherWorkerIsPaused) {
   service.stop();
 }
 
+// --- One claim in flight at a time, for every idle worker -------------------------
+
+// Counts the claims in flight and holds the first one made after hold_next is set.
+class HeldBatchClaimStore : public ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  std::atomic<bool> hold_next{false};
+  std::atomic<int> calls{0}, in_flight{0}, max_in_flight{0};
+  Gate held, release, second_claim;
+  std::vector<jobs::Job> claim_many(std::int64_t now, int max) override {
+    ++calls;
+    const int n = ++in_flight;
+    int m = max_in_flight.load();
+    while (n > m && !max_in_flight.compare_exchange_weak(m, n)) {
+    }
+    if (n > 1) second_claim.open();
+    if (hold_next.exchange(false)) {
+      held.open();
+      release.wait();
+    }
+    auto out = inner().claim_many(now, max);  // the SQLite store's one statement
+    --in_flight;
+    return out;
+  }
+};
+
+// Jobs submitted while a claim is in flight start no claim of their own: the idle workers
+// wait for that claim, which takes jobs for them, or for the next one. (Before, every
+// wake-up sent another worker to the store, one claim per job.)
+TEST(ClaimBatch, NoSecondClaimWhileOneIsInFlightAndEveryJobRuns) {
+  HeldBatchClaimStore store(memory_store());
+  ScriptedAgent agent;
+  jobs::JobService service(store, agent, options(3));
+  service.start();
+  ASSERT_TRUE(eventually([&] { return store.calls.load() >= 1; }));  // the first look
+  store.hold_next = true;
+  std::vector<std::string> ids{submit(service, nlohmann::json::object()).job.id};
+  ASSERT_TRUE(store.held.wait());  // a claim is in flight
+  for (int i = 0; i < 2; ++i) ids.push_back(submit(service, nlohmann::json::object()).job.id);
+  // A window for the bug to show itself in: the wake-ups of these two submits sent
+  // other workers to claim at once.
+  EXPECT_FALSE(store.second_claim.wait(300ms)) << "a second claim started during the first";
+  store.release.open();
+  ASSERT_TRUE(eventually([&] {
+    for (const auto& id : ids)
+      if (stored_status(store, id) != JobStatus::succeeded) return false;
+    return true;
+  }));
+  EXPECT_EQ(store.max_in_flight.load(), 1);
+  EXPECT_EQ(agent.runs.load(), 3);
+  for (const auto& id : ids) EXPECT_EQ(store.get_status(id)->attempts, 1) << id;
+  service.stop();
+}
+
 // --- Race 8: a ?wait= waiter registered after the release at shutdown --------------
 
 TEST(WaiterRace, WaiterRegisteredAfterTheReleaseIsAnsweredAtOnce) {
