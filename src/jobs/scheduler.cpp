@@ -14,7 +14,9 @@ namespace runq::jobs {
 
 namespace {
 // Idle workers look at the store this often even without a wake-up, so work queued
-// by another process (or a missed wake-up) is never stranded.
+// by another process (or a missed wake-up) is never stranded. One look serves them all
+// (a claim takes jobs for every idle worker): a worker whose wait times out looks only
+// if no claim ended within this time.
 constexpr auto kIdlePoll = std::chrono::seconds(1);
 // How long a worker backs off after the store failed to hand out work, and how often
 // idle workers look whether a store that could not be written can be again.
@@ -151,7 +153,8 @@ void Scheduler::worker_loop() {
         return stopping_ || !handoff_.empty() || may_claim();
       });
       --idle_;
-      if (!woken) queue_may_have_jobs_ = true;
+      if (!woken && std::chrono::steady_clock::now() - last_claim_ >= kIdlePoll)
+        queue_may_have_jobs_ = true;
       continue;
     }
     try {
@@ -217,6 +220,7 @@ void Scheduler::end_claim(ClaimEnd& claim) {
     std::lock_guard lock(mu_);
     --claiming_;
     reserved_ -= claim.wanted;
+    last_claim_ = std::chrono::steady_clock::now();
     running_.fetch_add(static_cast<int>(jobs.size()));
     // Fewer than asked: the queue is empty, unless a wake-up came during the claim.
     if (claim.ok && static_cast<int>(jobs.size()) < claim.wanted &&

@@ -8,6 +8,7 @@
 #include "runq/jobs/store.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -93,6 +94,7 @@ class Scheduler {
   // False once a claim found fewer jobs than it asked for, until the next wake-up or poll
   // (guarded by mu_).
   bool queue_may_have_jobs_ = true;
+  std::chrono::steady_clock::time_point last_claim_{};  // when one ended (guarded by mu_)
   bool stopping_ = false;          // no more claims
   bool cancel_running_ = false;    // stop(): running jobs are stopped too
   std::condition_variable idle_cv_;  // a job ended (for wait_idle)
