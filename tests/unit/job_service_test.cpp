@@ -1,5 +1,6 @@
 // JobService over a real SQLite store (in memory) and the echo agent: the domain end
 // to end without HTTP.
+#include "race_helpers.hpp"
 #include "runq/agents/echo_agent.hpp"
 #include "runq/jobs/job_service.hpp"
 #include "runq/store/sqlite_store.hpp"
@@ -238,20 +239,32 @@ TEST_F(JobServiceTest, StopRefusesSubmits) {
 
 // Graceful stop: after begin_stop() no queued job starts, a running one finishes within
 // the drain; one still running at stop() goes back to the queue, not to failed.
+// The running job is held by the agent until the stop has begun: the queued one must
+// stay queued however late its submit is answered (a job that merely slept could end
+// first on a loaded machine, and the worker would rightly take the next one).
 TEST_F(JobServiceTest, DrainFinishesRunningJobsAndStartsNoNewOnes) {
-  start(1);
-  auto running = submit("drained", {{"sleep_seconds", 0.3}});
-  wait_status(running.job.id, {JobStatus::running});
+  store_ = store::open_sqlite_store(":memory:");
+  racetest::ScriptedAgent agent;
+  jobs::ServiceOptions opts;
+  opts.max_concurrent = 1;
+  service_ = std::make_unique<jobs::JobService>(*store_, agent, opts);
+  service_->start();
+  auto running = submit("drained", {{"block", true}});
+  ASSERT_TRUE(agent.started.wait());
   auto waiting = submit("not started");
   service_->begin_stop();
   EXPECT_EQ(submit("late").kind, SubmitOutcome::Kind::shutting_down);
+  EXPECT_FALSE(service_->drain(50ms)) << "the drain did not wait for the running job";
+  agent.release.open();
   EXPECT_TRUE(service_->drain(10s));
   EXPECT_EQ(service_->running(), 0);
   service_->stop();
+  service_.reset();  // before `agent` goes
   EXPECT_EQ(store_->get_status(running.job.id)->status, JobStatus::succeeded);
   auto w = store_->get_status(waiting.job.id);
   EXPECT_EQ(w->status, JobStatus::queued);
   EXPECT_EQ(w->attempts, 0);
+  EXPECT_EQ(agent.runs.load(), 1);
 }
 
 TEST_F(JobServiceTest, JobsStillRunningAfterTheDrainAreRequeued) {
