@@ -5,6 +5,7 @@
 // fails: a silent skip would hide that the store went untested.
 #include "pg_test_db.hpp"
 #include "runq/store/postgres_store.hpp"
+#include "../../src/store/postgres/store_impl.hpp"  // endings_waiting
 
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
@@ -335,6 +336,149 @@ TEST_F(PgStoreTest, FinishOfQueuedJobAndNonTerminalStatus) {
   EXPECT_EQ(g->status, JobStatus::failed);
   EXPECT_EQ(g->error, "boom");
   EXPECT_TRUE(g->completed_at_us && *g->completed_at_us > 0);
+}
+
+// A transaction on a connection of the test's own that holds a row lock until commit().
+class HeldRowLock {
+ public:
+  HeldRowLock(const std::string& uri, const std::string& id) : c_(PQconnectdb(uri.c_str())) {
+    run("BEGIN");
+    run("SELECT 1 FROM jobs WHERE id = '" + id + "' FOR UPDATE");
+  }
+  ~HeldRowLock() { PQfinish(c_); }
+  void commit() { run("COMMIT"); }
+
+ private:
+  void run(const std::string& sql) {
+    PGresult* r = PQexec(c_, sql.c_str());
+    const auto st = PQresultStatus(r);
+    PQclear(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+      throw std::runtime_error("HeldRowLock: " + sql + ": " + PQerrorMessage(c_));
+  }
+  PGconn* c_;
+};
+
+// Ends `lead`, whose statement waits for a row lock, and `others` while it waits: they
+// queue behind it and go to the database as one batch. Each call's future, by job id.
+std::map<std::string, std::future<bool>> end_as_one_batch(const FreshDatabase& db, Store& store,
+                                                          const Job& lead,
+                                                          const std::vector<Job>& others) {
+  auto* pg = dynamic_cast<postgres::PostgresStore*>(&store);
+  if (!pg) throw std::logic_error("not the PostgreSQL store");
+  HeldRowLock lock(db.uri, lead.id);
+  std::map<std::string, std::future<bool>> outcome;
+  outcome[lead.id] = std::async(std::launch::async, [&store, lead] { return store.finish(lead); });
+  EXPECT_TRUE(eventually([&] {
+    return db.query("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'") == "1";
+  }));
+  for (const Job& j : others)
+    outcome[j.id] = std::async(std::launch::async, [&store, j] { return store.finish(j); });
+  EXPECT_TRUE(eventually([&] { return pg->endings_waiting() == others.size(); }));
+  lock.commit();
+  return outcome;
+}
+
+// Endings that queue while another is being stored go to the database together, in one
+// statement (one transaction: their rows share its xmin), and each caller still learns
+// its own outcome: stored, refused (not this attempt), or already ended.
+TEST_F(PgStoreTest, EndingsThatArriveTogetherAreStoredTogetherEachWithItsOwnOutcome) {
+  const std::vector<std::string> ids = {"lead", "b1", "b2", "b3", "stale", "done"};
+  for (const auto& id : ids) insert_one(make_job(id));
+  std::map<std::string, Job> running;
+  for (const Job& j : store->claim_many(100, 10)) running[j.id] = j;
+  ASSERT_EQ(running.size(), ids.size());
+  ASSERT_TRUE(store->finish(finished(running["done"], JobStatus::succeeded, 150)));
+
+  std::map<std::string, Job> ends;
+  ends["lead"] = finished(running["lead"], JobStatus::succeeded, 200);
+  Job b1 = finished(running["b1"], JobStatus::succeeded, 201);  // what the array form must carry
+  b1.result = std::string("\"quoted\", \\back\\slash {braces} NULL ") + '\0' + " é";
+  b1.progress = {100.0, std::string("step \"x\""), 2, std::nullopt};
+  b1.events_json = R"([{"id":1,"data":"{\"a\":\"b\"}"}])";
+  b1.run_id = "r1";
+  b1.metrics = nlohmann::json{{"tokens", 7}};
+  ends["b1"] = b1;
+  Job b2 = finished(running["b2"], JobStatus::failed, 202);
+  b2.error = "NULL";
+  b2.progress = {12.5, std::nullopt, 1, 4};
+  ends["b2"] = b2;
+  Job b3 = finished(running["b3"], JobStatus::cancelled, 203);
+  b3.result = "";
+  ends["b3"] = b3;
+  Job stale = finished(running["stale"], JobStatus::succeeded, 204);
+  stale.attempts = 2;  // an attempt this node does not run
+  ends["stale"] = stale;
+  ends["done"] = finished(running["done"], JobStatus::failed, 205);
+
+  std::vector<Job> others;
+  for (const auto& id : ids)
+    if (id != "lead") others.push_back(ends[id]);
+  auto outcome = end_as_one_batch(*db, *store, ends["lead"], others);
+
+  EXPECT_TRUE(outcome["lead"].get());
+  EXPECT_TRUE(outcome["b1"].get());
+  EXPECT_TRUE(outcome["b2"].get());
+  EXPECT_TRUE(outcome["b3"].get());
+  EXPECT_FALSE(outcome["stale"].get());
+  EXPECT_FALSE(outcome["done"].get());
+  EXPECT_EQ(db->query("SELECT count(DISTINCT xmin::text) FROM jobs WHERE id IN ('b1','b2','b3')"),
+            "1");
+
+  auto g1 = store->get("b1");
+  EXPECT_EQ(g1->status, JobStatus::succeeded);
+  EXPECT_EQ(g1->result, std::string("\"quoted\", \\back\\slash {braces} NULL \xEF\xBF\xBD é"));
+  EXPECT_EQ(g1->progress.current_step, "step \"x\"");
+  EXPECT_EQ(g1->progress.steps_completed, 2);
+  EXPECT_FALSE(g1->progress.steps_total);
+  EXPECT_EQ(g1->events_json, b1.events_json);
+  EXPECT_EQ(g1->run_id, "r1");
+  EXPECT_FALSE(g1->agent_id);
+  EXPECT_EQ(g1->metrics, b1.metrics);
+  EXPECT_EQ(g1->completed_at_us, 201);
+  auto g2 = store->get("b2");
+  EXPECT_EQ(g2->status, JobStatus::failed);
+  EXPECT_EQ(g2->error, "NULL");
+  EXPECT_FALSE(g2->result);
+  EXPECT_DOUBLE_EQ(g2->progress.percentage, 12.5);
+  EXPECT_FALSE(g2->progress.current_step);
+  EXPECT_EQ(g2->progress.steps_total, 4);
+  EXPECT_TRUE(g2->metrics.is_null());
+  auto g3 = store->get("b3");
+  EXPECT_EQ(g3->status, JobStatus::cancelled);
+  EXPECT_EQ(g3->result, "");
+  EXPECT_EQ(store->get_status("stale")->status, JobStatus::running);
+  auto gd = store->get("done");
+  EXPECT_EQ(gd->status, JobStatus::succeeded);
+  EXPECT_EQ(gd->completed_at_us, 150);
+}
+
+// An ending the database refuses fails alone: the others of its batch are stored, each
+// on its own once the statement for all of them has failed.
+TEST_F(PgStoreTest, AnEndingTheDatabaseRefusesFailsAloneNotItsBatch) {
+  db->query("CREATE FUNCTION refuse_poison() RETURNS trigger AS $$ BEGIN "
+            "IF NEW.result = 'poison' THEN RAISE EXCEPTION 'poisoned'; END IF; RETURN NEW; "
+            "END $$ LANGUAGE plpgsql");
+  db->query("CREATE TRIGGER refuse_poison BEFORE UPDATE ON jobs FOR EACH ROW "
+            "EXECUTE FUNCTION refuse_poison()");
+  for (const char* id : {"lead", "good1", "bad", "good2"}) insert_one(make_job(id));
+  std::map<std::string, Job> running;
+  for (const Job& j : store->claim_many(100, 10)) running[j.id] = j;
+  ASSERT_EQ(running.size(), 4u);
+  Job bad = finished(running["bad"], JobStatus::succeeded);
+  bad.result = "poison";
+  auto outcome = end_as_one_batch(*db, *store, finished(running["lead"], JobStatus::succeeded),
+                                  {finished(running["good1"], JobStatus::succeeded), bad,
+                                   finished(running["good2"], JobStatus::failed)});
+  EXPECT_TRUE(outcome["lead"].get());
+  EXPECT_TRUE(outcome["good1"].get());
+  EXPECT_THROW(outcome["bad"].get(), std::runtime_error);
+  EXPECT_TRUE(outcome["good2"].get());
+  EXPECT_EQ(store->get_status("good1")->status, JobStatus::succeeded);
+  EXPECT_EQ(store->get_status("bad")->status, JobStatus::running);
+  EXPECT_EQ(store->get_status("good2")->status, JobStatus::failed);
+  EXPECT_EQ(store->write_fault(), std::nullopt);
 }
 
 TEST_F(PgStoreTest, CancelQueuedOnlyForQueued) {

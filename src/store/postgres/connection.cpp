@@ -7,6 +7,7 @@
 
 #include <charconv>
 #include <cstdlib>
+#include <exception>
 #include <stdexcept>
 #include <vector>
 
@@ -147,7 +148,7 @@ void Connection::ensure_open() {
 
 Result Connection::exec(const char* sql) { return check(PQexec(conn_, sql), sql); }
 
-Result Connection::run(Sql s, const Params& params) {
+const Statement& Connection::prepare(Sql s) {
   const Statement& st = statement(s);
   if (!prepared_.test(s)) {
     check(PQprepare(conn_, st.name, st.sql, st.param_count,
@@ -155,9 +156,62 @@ Result Connection::run(Sql s, const Params& params) {
           st.name);
     prepared_.set(s);
   }
+  return st;
+}
+
+Result Connection::run(Sql s, const Params& params) {
+  const Statement& st = prepare(s);
   return check(PQexecPrepared(conn_, st.name, params.size(), params.pointers(), nullptr,
                               nullptr, /*resultFormat=text*/ 0),
                st.name);
+}
+
+std::vector<Result> Connection::run_together(Sql s, const std::vector<Params>& each) {
+  const Statement& st = prepare(s);
+  // Anything irregular below leaves the connection in a state not worth untangling: it
+  // is re-made before its next use.
+  auto broken = [&](const char* what) {
+    closed_by_server_ = true;
+    return StoreUnavailable(FaultReason::unreachable,
+                            "PostgreSQL at " + where() + ": " + what + ": " + error());
+  };
+  if (PQenterPipelineMode(conn_) != 1) throw broken("cannot enter pipeline mode");
+  for (const Params& p : each)
+    if (PQsendQueryPrepared(conn_, st.name, p.size(), p.pointers(), nullptr, nullptr, 0) != 1)
+      throw broken("cannot send");
+  if (PQpipelineSync(conn_) != 1) throw broken("cannot send");
+
+  // Each statement's result (then a null), then the sync's. After a failed statement the
+  // rest are PGRES_PIPELINE_ABORTED; the first error is the one to throw.
+  std::vector<Result> out;
+  std::exception_ptr error;
+  for (std::size_t i = 0; i < each.size(); ++i) {
+    PGresult* raw = PQgetResult(conn_);
+    if (!raw) throw broken("a result is missing");
+    const ExecStatusType status = PQresultStatus(raw);
+    if (status == PGRES_PIPELINE_ABORTED) {
+      PQclear(raw);
+    } else {
+      try {
+        out.push_back(check(raw, st.name));
+      } catch (const StoreUnavailable&) {
+        closed_by_server_ = true;
+        throw;
+      } catch (...) {
+        if (!error) error = std::current_exception();
+      }
+    }
+    if (PGresult* extra = PQgetResult(conn_)) {
+      PQclear(extra);
+      throw broken("an unexpected result");
+    }
+  }
+  PGresult* sync = PQgetResult(conn_);
+  const bool synced = sync && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+  PQclear(sync);
+  if (!synced || PQexitPipelineMode(conn_) != 1) throw broken("the pipeline did not end");
+  if (error) std::rethrow_exception(error);
+  return out;
 }
 
 void Connection::rollback_if_open() noexcept {

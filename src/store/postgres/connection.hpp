@@ -99,6 +99,11 @@ class Connection {
   Result exec(const char* sql);
   // A prepared statement (prepared on this connection at its first use).
   Result run(Sql s, const Params& params);
+  // The prepared statement `s` once for each of `each`, all in one round trip and one
+  // transaction (libpq's pipeline mode: the statements before a sync are one implicit
+  // transaction). All or nothing: if one fails, none of them is kept and its error is
+  // thrown. Outside a transaction only.
+  std::vector<Result> run_together(Sql s, const std::vector<Params>& each);
   // Rolls back a transaction left open by a failed call; never throws.
   void rollback_if_open() noexcept;
 
@@ -113,6 +118,7 @@ class Connection {
  private:
   static void on_notice(void* self, const PGresult* notice);
   void configure();
+  const Statement& prepare(Sql s);
   Result check(PGresult* r, std::string_view what);
 
   const ConnSettings& settings_;

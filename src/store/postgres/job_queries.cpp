@@ -1,5 +1,5 @@
 // The PostgreSQL store's job queries: submit (with idempotency keys), reads, claims,
-// endings, retries, listing, counting, crash recovery and retention.
+// cancels, retries, listing, counting, crash recovery and retention.
 #include "rows.hpp"
 #include "store_impl.hpp"
 
@@ -142,31 +142,6 @@ std::vector<Job> PostgresStore::claim_many(std::int64_t now_us, int n) {
     });
     return out;
   });
-}
-
-bool PostgresStore::finish(const Job& job) {
-  if (!jobs::is_terminal(job.status)) {
-    throw std::invalid_argument("Store::finish: status " +
-                                std::string(jobs::to_string(job.status)) +
-                                " is not terminal");
-  }
-  Params p;
-  p.add(job.id)
-      .add(jobs::to_string(job.status))
-      .add(job.result)
-      .add(job.error)
-      .add(job.progress.percentage)
-      .add(job.progress.current_step)
-      .add(job.progress.steps_completed)
-      .add(job.progress.steps_total)
-      .add(job.completed_at_us.value_or(util::now_us()))
-      .add(job.events_json)
-      .add(job.run_id)
-      .add(job.agent_id);
-  if (job.metrics.is_null()) p.null();
-  else p.add(util::json_text(job.metrics));
-  p.add(job.attempts).add(keeper_->lease_id());  // fencing: this node's attempt only
-  return write([&](Connection& c) { return c.run(s_finish, p).i64(0, 0) == 1; });
 }
 
 bool PostgresStore::cancel_queued(const std::string& id, std::int64_t now_us,

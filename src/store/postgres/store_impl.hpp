@@ -15,10 +15,13 @@
 #include "lease.hpp"
 #include "listener.hpp"
 #include "pool.hpp"
+#include "../group_commit.hpp"
 #include "../port_names.hpp"
 #include "runq/store/postgres_store.hpp"
 
 #include <atomic>
+#include <cstdint>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -66,6 +69,8 @@ class PostgresStore final : public Store {
 
   std::vector<Job> claim_many(std::int64_t now_us, int n) override;
   const std::string& node_name() const { return node_name_; }
+  // Endings waiting for the one being stored (tests: to know a batch has formed).
+  std::size_t endings_waiting() { return endings_.waiting(); }
 
  private:
   // Runs `f(Connection&)` on a pooled connection. A fault (the server unreachable, or
@@ -101,12 +106,24 @@ class PostgresStore final : public Store {
   void note_fault(const StoreUnavailable& e);
   void clear_fault();
 
+  // A job's end waiting to be stored (endings.cpp), and what became of it.
+  struct EndingOp : GroupCommitted {
+    const Job* job = nullptr;
+    std::int64_t completed_at_us = 0;
+    bool ended = false;  // stored (false: the job was not this node's to end)
+    std::exception_ptr error;
+  };
+  void store_endings(std::vector<EndingOp*>& batch);
+  bool store_alone(const EndingOp& op);
+  void store_together(std::vector<EndingOp*>& batch);
+
   ConnSettings settings_;  // before pool_: the connections refer to it
   std::string node_name_;
   Pool pool_;
   mutable std::mutex fault_mu_;
   std::optional<StoreFault> fault_;  // guarded by fault_mu_
   std::atomic<bool> faulted_{false};  // fault_ is set: a successful write need not lock
+  GroupCommit<EndingOp> endings_;
   std::unique_ptr<LeaseKeeper> keeper_;
   std::unique_ptr<Listener> listener_;  // last: stopped first (it asks keeper_ the lease)
 };
