@@ -1,7 +1,7 @@
 """Helpers of bench/cluster.sh (issue 10: several runq nodes on one PostgreSQL database).
 
     python3 bench/cluster.py scaleout URL[,URL...] JOBS SLEEP_S DB_URI   # test 1, JSON out
-    python3 bench/cluster.py pgcount DB_URI                               # rows in jobs
+    python3 bench/cluster.py pgcount DB_URI          # rows in jobs, last completed_at (s)
     python3 bench/cluster.py pgsnap DB_URI                                # commits, WAL
     python3 bench/cluster.py run OUT.json GROUPS PGURI|- URL|- STDOUT -- CMD...  # CPU etc.
     python3 bench/cluster.py fsync FILE                                   # pg_test_fsync
@@ -113,7 +113,8 @@ def loadavg():
 
 # ---- test 2 helpers -------------------------------------------------------------------------
 def pgcount(uri):
-    return q1(uri, "SELECT count(*) FROM jobs")[0][0]
+    n, last = q1(uri, "SELECT count(*), max(completed_at) FROM jobs")[0]
+    return f"{n} {last / 1e6}"
 
 
 def pgsnap(uri):
