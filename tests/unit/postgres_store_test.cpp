@@ -481,6 +481,46 @@ TEST_F(PgStoreTest, AnEndingTheDatabaseRefusesFailsAloneNotItsBatch) {
   EXPECT_EQ(store->write_fault(), std::nullopt);
 }
 
+// The connection of a batch of endings is lost while it runs: every ending of the batch
+// gets the fault and none of them is stored (one transaction); each is stored when its
+// worker tries again, on a connection made anew.
+TEST_F(PgStoreTest, ABatchOfEndingsThatLosesItsConnectionFailsWholeAndIsStoredOnRetry) {
+  for (const char* id : {"lead", "b1", "b2"}) insert_one(make_job(id));
+  std::map<std::string, Job> running;
+  for (const Job& j : store->claim_many(100, 10)) running[j.id] = j;
+  ASSERT_EQ(running.size(), 3u);
+  const Job b1 = finished(running["b1"], JobStatus::succeeded);
+  const Job b2 = finished(running["b2"], JobStatus::failed);
+  HeldRowLock hold_b1(db->uri, "b1");  // the batch's transaction waits here
+  auto outcome = end_as_one_batch(*db, *store, finished(running["lead"], JobStatus::succeeded),
+                                  {b1, b2});
+  EXPECT_TRUE(outcome["lead"].get());
+  std::string waiting;
+  ASSERT_TRUE(eventually([&] {
+    waiting = db->query("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND wait_event_type = 'Lock'");
+    return !waiting.empty();
+  }));
+  db->query("SELECT pg_terminate_backend(" + waiting + ")");
+  for (const char* id : {"b1", "b2"}) {
+    try {
+      outcome[id].get();
+      ADD_FAILURE() << id << ": ended although its batch lost its connection";
+    } catch (const StoreUnavailable& e) {
+      EXPECT_EQ(e.reason(), FaultReason::unreachable) << id;
+    }
+  }
+  EXPECT_TRUE(store->write_fault());
+  hold_b1.commit();
+  EXPECT_EQ(store->get_status("b1")->status, JobStatus::running);
+  EXPECT_EQ(store->get_status("b2")->status, JobStatus::running);
+  EXPECT_TRUE(store->finish(b1));
+  EXPECT_TRUE(store->finish(b2));
+  EXPECT_EQ(store->get_status("b1")->status, JobStatus::succeeded);
+  EXPECT_EQ(store->get_status("b2")->status, JobStatus::failed);
+  EXPECT_FALSE(store->write_fault());
+}
+
 TEST_F(PgStoreTest, CancelQueuedOnlyForQueued) {
   store->insert({make_job("q"), make_job("r")});
   ASSERT_EQ(store->claim_next(1)->id, "q");
