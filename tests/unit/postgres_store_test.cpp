@@ -381,8 +381,8 @@ std::map<std::string, std::future<bool>> end_as_one_batch(const FreshDatabase& d
 }
 
 // Endings that queue while another is being stored go to the database together, in one
-// statement (one transaction: their rows share its xmin), and each caller still learns
-// its own outcome: stored, refused (not this attempt), or already ended.
+// transaction (their rows share its xmin), and each caller still learns its own outcome:
+// stored, refused (not this attempt), or already ended.
 TEST_F(PgStoreTest, EndingsThatArriveTogetherAreStoredTogetherEachWithItsOwnOutcome) {
   const std::vector<std::string> ids = {"lead", "b1", "b2", "b3", "stale", "done"};
   for (const auto& id : ids) insert_one(make_job(id));
